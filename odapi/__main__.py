@@ -1,0 +1,3 @@
+from odapi.cli import main
+
+raise SystemExit(main())

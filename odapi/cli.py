@@ -1,0 +1,185 @@
+"""The `odapi` command: a thin layer over the library; each subcommand calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from odapi import __version__
+from odapi.errors import OdapiError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _quiet_tensorflow(verbose: bool) -> None:
+    """TensorFlow's C++ start-up chatter hides what matters; keep it off unless asked for."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from odapi.data.convert import ConversionFailed, ConvertOptions, convert
+    from odapi.data.split import parse_split_spec
+
+    options = ConvertOptions(
+        format=args.format, images=args.images, class_name=args.class_name, coords=args.coords,
+        label_map=args.label_map, split=parse_split_spec(args.split) if args.split else None,
+        seed=args.seed, shards=args.shards, workers=args.workers, strict=args.strict,
+        overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        report = convert(args.inputs, args.out, options)
+    except ConversionFailed as e:
+        print(e.report.summary(), file=sys.stderr)
+        raise
+    print(report.summary())
+    print(f"\nwrote {args.out}/ (label_map.pbtxt, report.txt, report.json, "
+          f"{sum(len(s.shards) for s in report.splits.values())} record file(s))")
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from odapi.data.inspect import inspect_records
+    from odapi.labelmap import LabelMap
+
+    label_map = LabelMap.read(args.label_map) if args.label_map else None
+    stats, written = inspect_records(args.records, args.render, args.out, label_map, args.seed)
+    print(stats.summary())
+    if written:
+        print(f"\ndrew {len(written)} example(s) with their boxes into {args.out}/")
+    return EXIT_OK
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from odapi.data.synthetic import write_demo_dataset
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    written = write_demo_dataset(args.out, args.count, args.seed, formats)
+    print(f"wrote {args.count} synthetic images to {args.out}/images; convert them with:")
+    for name, path in written.items():
+        print(f"  odapi convert {path} --out records --split train=0.8,val=0.2   # {name}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from odapi.doctor import format_checks, run_checks
+
+    checks = run_checks(args.data, args.output)
+    print(format_checks(checks))
+    failed = [c for c in checks if c.status == "FAIL"]
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from odapi.data.formats import FORMATS
+    from odapi.data.synthetic import DEFAULT_FORMATS
+    from odapi.data.synthetic import FORMATS as DEMO_FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="odapi",
+        description="Train TensorFlow object detectors on your own labelled images.",
+        epilog="Run `odapi COMMAND --help` for a command's options. Exit status: 0 success, "
+               "1 failure (the message says why), 2 bad command line.")
+    parser.add_argument("--version", action="version", version=f"odapi {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's own log output, and tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], **kwargs)
+
+    formats = "\n".join(f"  {name:13} {m.DESCRIPTION}" for name, m in FORMATS.items())
+    p = add(
+        "convert", help="annotations in any common format -> TFRecords + label map + report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Convert labelled images to sharded TFRecords, a label_map.pbtxt and a "
+                    "report of everything that was skipped or fixed.\n\nFormats (detected; "
+                    f"--format overrides):\n{formats}",
+        epilog="examples:\n"
+               "  odapi convert annotations.csv --class-name Ball --images img/out --out records\n"
+               "  odapi convert my-roboflow-export/ --out records\n"
+               "  odapi convert voc/ --out records --split train=0.8,val=0.2\n\n"
+               "exit status: 0 converted (skipped items are listed), 1 nothing usable was "
+               "left or --strict found problems, 2 bad command line")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="annotation file or dataset folder")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--format", choices=list(FORMATS), help="annotation format (default: detect)")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="folder to look for images in first")
+    p.add_argument("--class-name", metavar="NAME",
+                   help="class of every box in a tutorial CSV without a class column")
+    p.add_argument("--label-map", type=Path, metavar="FILE",
+                   help="use this label_map.pbtxt (default: classes sorted by name, ids from 1)")
+    p.add_argument("--split", metavar="SPEC",
+                   help="split by image, e.g. train=0.8,val=0.2 (default: keep the input's "
+                        "train/valid/test folders, else everything is train)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --split (default: 0)")
+    p.add_argument("--coords", choices=["auto", "pixel", "normalized"], default="auto",
+                   help="box coordinate frame (default: detect per file)")
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="record files per split (default: one per ~100 MB)")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel workers (default: all cores)")
+    p.add_argument("--strict", action="store_true", help="fail on any item that would be skipped")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier conversion in --out")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_convert)
+
+    p = add(
+        "inspect", help="count what TFRecords hold and draw examples with their boxes",
+        description="Print images, boxes per class, image sizes and boxes per image of detection "
+                    "TFRecords, flag what would trouble training, and draw examples to PNG.")
+    p.add_argument("records", nargs="+", metavar="RECORDS",
+                   help="record files, folders of them, or globs")
+    p.add_argument("--render", type=int, default=8, metavar="N",
+                   help="examples to draw (default: 8; 0 draws none)")
+    p.add_argument("-o", "--out", type=Path, default=Path("inspect"),
+                   help="folder for the drawings (default: ./inspect)")
+    p.add_argument("--label-map", type=Path, metavar="FILE",
+                   help="name class ids of records that carry no class text")
+    p.add_argument("--seed", type=int, default=0, help="which examples to draw")
+    p.set_defaults(run=cmd_inspect)
+
+    p = add(
+        "demo-data", help="write an offline synthetic dataset of coloured shapes",
+        description="Generate images of circles, squares and triangles on varied backgrounds, "
+                    "annotated in each chosen format.")
+    p.add_argument("out", type=Path, help="new or empty folder")
+    p.add_argument("--count", type=int, default=300, help="images (default: 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
+                   help=f"comma-separated, from {', '.join(DEMO_FORMATS)} "
+                        f"(default: {','.join(DEFAULT_FORMATS)})")
+    p.set_defaults(run=cmd_demo_data)
+
+    p = add(
+        "doctor", help="check TensorFlow, Model Garden, GPUs, protos and folder access",
+        description="Report versions, the GPUs TensorFlow sees, whether odapi's protos are "
+                    "compiled, and whether the given folders are readable / writable. Exit "
+                    "status 1 when a check fails (no GPU is only a warning).")
+    p.add_argument("--data", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder that must be readable (repeatable)")
+    p.add_argument("--output", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder that must be writable (repeatable)")
+    p.set_defaults(run=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_tensorflow(args.verbose)
+    try:
+        return args.run(args)
+    except OdapiError as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

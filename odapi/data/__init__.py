@@ -1,0 +1,1 @@
+"""Datasets: annotation formats -> validated examples -> sharded TFRecords."""

@@ -1,0 +1,75 @@
+"""Helpers every format reader shares: options, reading text, finding images next to annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from odapi.errors import OdapiError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a user can tell a reader that the files do not say."""
+
+    images: Path | None = None  # folder to look for images in, before the format's defaults
+    class_name: str | None = None  # the tutorial CSV's single class
+    coords: Literal["auto", "pixel", "normalized"] = "auto"
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 text (a BOM is allowed); undecodable bytes are an error naming the line."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise OdapiError(f"cannot read annotation file: {e.strerror}", where=str(path)) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise OdapiError(
+            f"byte {data[e.start]:#04x} is not UTF-8 text; save the file as UTF-8 and try again",
+            where=f"{path}:{line}",
+        ) from None
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def find_image(name: str, folders: list[Path | None]) -> Path:
+    """The first existing `folder/name`, else the first candidate (reported missing later).
+
+    `name` may lack an extension (the tutorial CSV's ids); then the common ones are tried.
+    """
+    candidates: list[Path] = []
+    relative = Path(name)
+    names = [relative]
+    if not is_image(relative):
+        names = [relative.with_name(relative.name + ext) for ext in (".jpg", ".jpeg", ".png")]
+        names += [n.with_suffix(n.suffix.upper()) for n in names]
+    for folder in folders:
+        if folder is None:
+            continue
+        for n in names:
+            candidates.append(n if n.is_absolute() else folder / n)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if not candidates:
+        raise ValueError("find_image needs at least one folder")
+    return candidates[0]
+
+
+def parse_float(text: str | None) -> float | None:
+    """A finite float, or None when the text is not one."""
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None

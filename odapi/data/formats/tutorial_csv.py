@@ -1,0 +1,113 @@
+"""The tutorial's CSV: `id,x1,x2,y1,y2` per box, images at `<images>/<id>.jpg`, one class.
+
+An optional sixth column names the class, so one file can hold several classes (`odapi demo-data`
+writes it that way). Note the column order: both x before both y.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from odapi.data.annotations import (
+    Action,
+    AnnotatedImage,
+    Box,
+    Issue,
+    ParsedDataset,
+    split_from_path,
+)
+from odapi.data.formats.common import ReadOptions, find_image, parse_float, read_text
+from odapi.errors import OdapiError
+
+NAME = "tutorial-csv"
+DESCRIPTION = "the tutorial's CSV: id,x1,x2,y1,y2[,class] per box, images at <images>/<id>.jpg"
+HEADER_NAMES = {"id", "x1", "x2", "y1", "y2", "class", "label", "name"}
+
+
+def sniff(path: Path) -> bool:
+    if path.suffix.lower() != ".csv":
+        return False
+    first = _first_line(path)
+    if first is None:
+        return False
+    fields = [f.strip().lower() for f in first.split(",")]
+    if len(fields) in (5, 6) and all(parse_float(f) is not None for f in fields[1:5]):
+        return True
+    return fields[:5] == ["id", "x1", "x2", "y1", "y2"]
+
+
+def _first_line(path: Path) -> str | None:
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as f:
+            for line in f:
+                if line.strip():
+                    return line
+    except OSError:
+        return None
+    return None
+
+
+def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
+    dataset = ParsedDataset(images=[])
+    for path in files:
+        try:
+            _read_file(path, root, options, dataset)
+        except OdapiError as e:
+            dataset.issues.append(Issue(e.where or str(path), e.message, Action.SKIPPED_FILE))
+    return dataset
+
+
+def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset) -> None:
+    text = read_text(path)
+    rows = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1) if row]
+    if not rows:
+        raise OdapiError("the file is empty; expected lines like `0,10,50,20,60`", where=str(path))
+    if {c.strip().lower() for c in rows[0][1]} <= HEADER_NAMES:
+        rows = rows[1:]
+    images: dict[str, AnnotatedImage] = {}
+    folders = [options.images, path.parent, path.parent / "images"]
+    split = split_from_path(path, root)
+    for line, row in rows:
+        where = f"{path}:{line}"
+        if len(row) not in (5, 6):
+            dataset.issues.append(Issue(
+                where,
+                f"expected 5 columns id,x1,x2,y1,y2 (or 6, with a class name), found {len(row)}",
+                Action.SKIPPED_BOX,
+            ))
+            continue
+        image_id = row[0].strip()
+        label = row[5].strip() if len(row) == 6 else options.class_name
+        if not label:
+            raise OdapiError(
+                "this CSV has no class column; name its class with --class-name, e.g. "
+                "--class-name Ball",
+                where=where,
+            )
+        x1, x2, y1, y2 = (parse_float(v) for v in row[1:5])
+        image = images.get(image_id)
+        if image is None:
+            image = AnnotatedImage(find_image(image_id, folders), where, split=split)
+            images[image_id] = image
+        if None in (x1, x2, y1, y2) or not image_id:
+            image.skipped_boxes += 1
+            dataset.issues.append(Issue(
+                where,
+                f"cannot read {','.join(row[:5])!r} as id,x1,x2,y1,y2 numbers",
+                Action.SKIPPED_BOX,
+            ))
+            continue
+        image.boxes.append(Box(label, x1, y1, x2, y2, where))
+    dataset.add(images.values(), path, options.coords)
+
+
+def write(images: list[AnnotatedImage], path: Path) -> None:
+    """Write pixel boxes as `id,x1,x2,y1,y2,class` lines; each id is the image's file stem."""
+    lines = []
+    for image in images:
+        for b in image.boxes:
+            lines.append(f"{image.image_path.stem},{b.xmin:g},{b.xmax:g},{b.ymin:g},{b.ymax:g},"
+                         f"{b.label}\n")
+    path.write_text("".join(lines), "utf-8")

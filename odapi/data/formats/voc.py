@@ -1,0 +1,128 @@
+"""Pascal VOC XML (LabelImg, CVAT): one `<annotation>` file per image.
+
+Elements are looked up by name, never by position; coordinates are kept as floats. The image is
+looked for next to the XML, in a sibling `JPEGImages/` folder, in --images, then at `<path>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lxml import etree
+
+from odapi.data.annotations import (
+    Action,
+    AnnotatedImage,
+    Box,
+    Issue,
+    ParsedDataset,
+    split_from_path,
+)
+from odapi.data.formats.common import ReadOptions, find_image, parse_float
+from odapi.errors import OdapiError
+
+NAME = "voc"
+DESCRIPTION = "Pascal VOC XML folders (LabelImg, CVAT): one <annotation> file per image"
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def sniff(path: Path) -> bool:
+    if path.suffix.lower() != ".xml":
+        return False
+    try:
+        for _, element in etree.iterparse(str(path), events=("start",), resolve_entities=False,
+                                          no_network=True):
+            return element.tag == "annotation"
+    except (etree.XMLSyntaxError, OSError):
+        return False
+    return False
+
+
+def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
+    dataset = ParsedDataset(images=[])
+    for path in files:
+        try:
+            image = _read_file(path, root, options, dataset)
+        except OdapiError as e:
+            dataset.issues.append(Issue(e.where or str(path), e.message, Action.SKIPPED_FILE))
+            continue
+        dataset.add([image], path, options.coords)
+    return dataset
+
+
+def _where(path: Path, element) -> str:
+    return f"{path}:{element.sourceline} <{element.tag}>"
+
+
+def _text(element, tag: str) -> str | None:
+    child = element.find(tag)
+    return child.text.strip() if child is not None and child.text else None
+
+
+def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset):
+    try:
+        tree = etree.parse(str(path), _PARSER)
+    except etree.XMLSyntaxError as e:
+        line = e.position[0] if e.position else "?"
+        raise OdapiError(f"not well-formed XML: {e.msg}", where=f"{path}:{line}") from None
+    except OSError as e:
+        raise OdapiError(f"cannot read the file: {e}", where=str(path)) from None
+    annotation = tree.getroot()
+    if annotation.tag != "annotation":
+        raise OdapiError(f"the root element is <{annotation.tag}>, not VOC's <annotation>",
+                         where=f"{path}:{annotation.sourceline}")
+    filename = _text(annotation, "filename") or path.stem
+    folders = [path.parent, path.parent.parent / "JPEGImages", options.images]
+    image_path = find_image(filename, folders)
+    recorded = _text(annotation, "path")
+    if not image_path.is_file() and recorded and Path(recorded).is_file():
+        image_path = Path(recorded)
+
+    declared = None
+    size = annotation.find("size")
+    if size is not None:
+        width, height = parse_float(_text(size, "width")), parse_float(_text(size, "height"))
+        if width and height:  # LabelImg writes 0 when it did not know; treat that as unstated
+            declared = (round(width), round(height))
+
+    image = AnnotatedImage(image_path, str(path), declared_size=declared,
+                           split=split_from_path(path, root))
+    for number, obj in enumerate(annotation.iter("object"), start=1):
+        where = f"{_where(path, obj)}[{number}]"
+        name = _text(obj, "name")
+        bndbox = obj.find("bndbox")
+        values = [parse_float(_text(bndbox, t)) if bndbox is not None else None
+                  for t in ("xmin", "ymin", "xmax", "ymax")]
+        if not name or None in values:
+            image.skipped_boxes += 1
+            missing = "a <name>" if not name else "<bndbox> with numeric xmin, ymin, xmax, ymax"
+            dataset.issues.append(Issue(where, f"the object needs {missing}", Action.SKIPPED_BOX))
+            continue
+        difficult = _text(obj, "difficult") in ("1", "true", "True")
+        image.boxes.append(Box(name, *values, where=where, difficult=difficult))
+    return image
+
+
+def write(images: list[AnnotatedImage], folder: Path) -> None:
+    """Write one VOC XML per image into `folder` (the images sit in ../JPEGImages or beside)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in images:
+        width, height = image.declared_size
+        annotation = etree.Element("annotation")
+        etree.SubElement(annotation, "folder").text = image.image_path.parent.name
+        etree.SubElement(annotation, "filename").text = image.image_path.name
+        size = etree.SubElement(annotation, "size")
+        for tag, value in (("width", width), ("height", height), ("depth", 3)):
+            etree.SubElement(size, tag).text = str(value)
+        for b in image.boxes:
+            obj = etree.SubElement(annotation, "object")
+            etree.SubElement(obj, "name").text = b.label
+            etree.SubElement(obj, "difficult").text = str(int(b.difficult))
+            bndbox = etree.SubElement(obj, "bndbox")
+            for tag, value in (("xmin", b.xmin), ("ymin", b.ymin), ("xmax", b.xmax),
+                               ("ymax", b.ymax)):
+                etree.SubElement(bndbox, tag).text = f"{value:g}"
+        xml = folder / f"{image.image_path.stem}.xml"
+        xml.write_bytes(etree.tostring(annotation, pretty_print=True, encoding="utf-8",
+                                       xml_declaration=False))

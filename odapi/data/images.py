@@ -1,0 +1,154 @@
+"""Image bytes for a record: checked, in the orientation the boxes were drawn on, decodable as RGB.
+
+Training decodes `image/encoded` to 3-channel RGB with TensorFlow, which ignores EXIF and cannot
+read CMYK JPEGs or 16-bit PNGs the way a user expects. So: 3-channel JPEGs and 8-bit RGB PNGs pass
+through byte for byte; everything else is converted (JPEGs stay JPEG at quality 95, other formats
+become lossless PNG; transparency is flattened onto white).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+JPEG_QUALITY = 95
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+class ImageProblem(Exception):
+    """The image cannot go into a record; the message says why and what to do."""
+
+
+@dataclass
+class PreparedImage:
+    encoded: bytes
+    image_format: str  # "jpeg" or "png", as the OD API's image/format expects
+    width: int
+    height: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImageProblem(f"image not found: {path}; check the path or pass --images DIR") \
+            from None
+    except IsADirectoryError:
+        raise ImageProblem(f"{path} is a folder, not an image") from None
+    except OSError as e:
+        raise ImageProblem(f"cannot read image {path}: {e.strerror}") from None
+
+
+def _open(data: bytes, path: Path) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageProblem(f"{path} is not an image odapi can read (empty or unknown format)") \
+            from None
+    except Image.DecompressionBombError as e:
+        raise ImageProblem(f"{path} is too large to decode safely: {e}") from None
+
+
+def _check_decodes(data: bytes, path: Path, image: Image.Image) -> None:
+    """Decode every byte of the image, so truncated or corrupt files are caught now.
+
+    JPEGs decode at 1/8 scale (libjpeg's DCT scaling), which still reads the whole stream.
+    """
+    try:
+        check = Image.open(io.BytesIO(data))
+        if check.format == "JPEG":
+            check.draft(check.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+        check.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageProblem(
+            f"{path} is truncated or corrupt ({e}); re-export it or remove it from the dataset"
+        ) from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit gray: scale, do not clip
+        pixels = np.asarray(image, dtype=np.float64)
+        top = pixels.max() or 1.0
+        image = Image.fromarray((pixels * (255.0 / max(top, 255.0))).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _encode(image: Image.Image, as_jpeg: bool) -> bytes:
+    out = io.BytesIO()
+    if as_jpeg:
+        image.save(out, "JPEG", quality=JPEG_QUALITY)
+    else:
+        image.save(out, "PNG", compress_level=3)
+    return out.getvalue()
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not lose the image; its pixels are fine
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def prepare_image(path: Path, declared_size: tuple[int, int] | None,
+                  declared_where: str = "the annotation") -> PreparedImage:
+    """Read, check and (only when needed) convert one image.
+
+    With an EXIF orientation, `declared_size` (the annotation's width, height) tells which view
+    the boxes were drawn on: the stored pixels or the rotated view a viewer shows. Without a
+    declared size, or when both views have the same size, the rotated view is assumed, since
+    browsers and labelling tools display that one.
+    """
+    data = _read(path)
+    image = _open(data, path)
+    _check_decodes(data, path, image)
+    stored = image.size
+    orientation = _orientation(image)
+    viewed = (stored[1], stored[0]) if orientation in _TRANSPOSING else stored
+    notes: list[str] = []
+
+    if declared_size is not None and declared_size not in (stored, viewed):
+        raise ImageProblem(
+            f"{declared_where} says the image is {declared_size[0]}x{declared_size[1]} but "
+            f"{path} is {viewed[0]}x{viewed[1]}; the boxes may belong to another version of "
+            "this image: fix the size in the annotation or re-export it")
+    rotate = orientation != 1
+    if rotate and declared_size == stored and stored != viewed:
+        rotate = False
+        notes.append(f"EXIF orientation {orientation}: the annotation's size "
+                     f"{stored[0]}x{stored[1]} matches the stored pixels; kept them unrotated")
+    elif rotate:
+        why = ("the annotation's size matches the rotated view" if declared_size
+               and stored != viewed else "assumed the boxes were drawn on the rotated view")
+        notes.append(f"EXIF orientation {orientation}: {why}; wrote rotated pixels")
+
+    source_format = image.format
+    if source_format in ("JPEG", "PNG") and image.mode == "RGB" and not rotate:
+        return PreparedImage(data, source_format.lower(), stored[0], stored[1], notes)
+
+    as_jpeg = source_format == "JPEG"
+    try:
+        image.load()
+        if image.mode != "RGB":
+            notes.append(f"converted {source_format} mode {image.mode} to RGB")
+        elif not as_jpeg and source_format != "PNG":
+            notes.append(f"re-encoded {source_format} as PNG")
+        if rotate:
+            image = ImageOps.exif_transpose(image)
+        converted = _to_rgb(image)
+    except (OSError, ValueError) as e:
+        raise ImageProblem(f"cannot convert {path} to RGB: {e}") from None
+    return PreparedImage(_encode(converted, as_jpeg), "jpeg" if as_jpeg else "png",
+                         converted.width, converted.height, notes)

@@ -1,0 +1,154 @@
+"""Sharded TFRecord files: written under a staging name, moved into place only when complete.
+
+Shards are named like TFDS and Model Garden expect (`train-00000-of-00004.tfrecord`), so a glob
+`train-*.tfrecord` finds a split. While a conversion runs, its files live in a hidden
+`.odapi-partial-<host>-<pid>/` folder inside the output folder; a killed run leaves only that
+folder, which the next run removes. `report.json` is moved in last: its presence marks a
+complete output.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import socket
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from odapi.errors import OdapiError
+
+SHARD_BYTES = 100 * 1024 * 1024  # aim for ~100 MB shards: big reads, yet several per split
+SHARD_PATTERN = re.compile(r"^[\w.-]+-\d{5}-of-\d{5}\.tfrecord$")
+STAGING_PREFIX = ".odapi-partial-"
+COMPLETION_MARKER = "report.json"
+OUTPUT_NAMES = ("label_map.pbtxt", "report.txt", COMPLETION_MARKER)
+
+
+def shard_names(split: str, num_shards: int) -> list[str]:
+    return [f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
+
+
+def shards_for(total_bytes: int) -> int:
+    return max(1, math.ceil(total_bytes / SHARD_BYTES))
+
+
+def _is_output(name: str) -> bool:
+    return bool(SHARD_PATTERN.match(name)) or name in OUTPUT_NAMES
+
+
+class StagedOutput:
+    """An output folder whose new files appear all at once, when `commit` runs."""
+
+    def __init__(self, out: Path, overwrite: bool = False):
+        self.out = Path(out)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OdapiError(f"cannot create the output folder: {e.strerror}", str(out)) from None
+        if not os.access(self.out, os.W_OK | os.X_OK):
+            raise OdapiError("the output folder is not writable; choose another --out",
+                             str(out))
+        self._remove_stale_staging()
+        existing = sorted(p.name for p in self.out.iterdir() if _is_output(p.name))
+        if existing and not overwrite:
+            raise OdapiError(
+                f"the output folder already holds a conversion ({', '.join(existing[:3])}"
+                f"{', ...' if len(existing) > 3 else ''}); pass --overwrite to replace it, "
+                "or choose another --out", str(out))
+        host = re.sub(r"[^\w.]", "_", socket.gethostname())
+        self.staging = self.out / f"{STAGING_PREFIX}{host}-{os.getpid()}"
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir()
+
+    def _remove_stale_staging(self) -> None:
+        host = re.sub(r"[^\w.]", "_", socket.gethostname())
+        for folder in self.out.glob(f"{STAGING_PREFIX}*"):
+            owner, _, pid = folder.name[len(STAGING_PREFIX):].rpartition("-")
+            if owner == host and pid.isdigit() and int(pid) != os.getpid() \
+                    and _alive(int(pid)):
+                continue  # another conversion into this folder is running right now
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        return self.staging / name
+
+    def commit(self) -> list[Path]:
+        """Replace the previous conversion's files by the staged ones; the marker goes last."""
+        (self.out / COMPLETION_MARKER).unlink(missing_ok=True)
+        for old in self.out.iterdir():
+            if old.is_file() and _is_output(old.name):
+                old.unlink()
+        staged = sorted(self.staging.iterdir(), key=lambda p: p.name == COMPLETION_MARKER)
+        final = []
+        for path in staged:
+            target = self.out / path.name
+            os.replace(path, target)
+            final.append(target)
+        self.staging.rmdir()
+        return final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ShardedWriter:
+    """Writes serialized examples round-robin over `paths` (so every shard mixes the dataset)."""
+
+    def __init__(self, paths: list[Path]):
+        import tensorflow as tf
+
+        self.paths = paths
+        self._writers = [tf.io.TFRecordWriter(str(p)) for p in paths]
+        self._next = 0
+
+    def write(self, serialized: bytes) -> None:
+        self._writers[self._next].write(serialized)
+        self._next = (self._next + 1) % len(self._writers)
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+
+def expand_record_paths(patterns: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (every *.tfrecord* in them) and globs, each checked to exist."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if ".tfrecord" in p.name or p.name.endswith(".record"))
+        elif any(c in str(pattern) for c in "*?["):
+            found = sorted(Path(path.anchor or ".").glob(str(path.relative_to(path.anchor)))
+                           if path.is_absolute() else Path(".").glob(str(pattern)))
+        else:
+            found = [path] if path.is_file() else []
+        if not found:
+            raise OdapiError("no TFRecord files here; give record files, a folder of them, "
+                             "or a glob like 'records/train-*.tfrecord'", where=str(pattern))
+        paths.extend(found)
+    return paths
+
+
+def read_records(paths: Iterable[Path]) -> Iterator[bytes]:
+    """Serialized records, file by file; a corrupt file is an error that names it."""
+    import tensorflow as tf
+
+    for path in paths:
+        try:
+            yield from tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
+        except tf.errors.OpError as e:
+            raise OdapiError(f"not a readable TFRecord file ({e.message.splitlines()[0]})",
+                             where=str(path)) from None

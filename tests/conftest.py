@@ -1,0 +1,80 @@
+"""Shared helpers: run the CLI the way a user does, read what it wrote, prove inputs untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from odapi.cli import main  # noqa: E402
+from odapi.data.examples import DetectionExample, from_tf_example  # noqa: E402
+from odapi.data.records import read_records  # noqa: E402
+from odapi.data.synthetic import FORMATS, write_demo_dataset  # noqa: E402
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def odapi(capsys):
+    """Run `odapi ARGS...` in-process through the real entry point; returns code and output."""
+
+    def run(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse usage errors
+            code = e.code if isinstance(e.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file under root with its hash and mtime, to show a run modified nothing."""
+    result = {}
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            result[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), stat.st_mtime_ns)
+    return result
+
+
+def read_split(out: Path, split: str) -> list[DetectionExample]:
+    paths = sorted(Path(out).glob(f"{split}-*-of-*.tfrecord"))
+    return [from_tf_example(r) for r in read_records(paths)]
+
+
+def read_all(out: Path) -> list[DetectionExample]:
+    paths = sorted(Path(out).glob("*-*-of-*.tfrecord"))
+    return [from_tf_example(r) for r in read_records(paths)]
+
+
+def looks_complete(out: Path) -> bool:
+    """Whether `out` holds anything a user or a training job could take for a conversion."""
+    out = Path(out)
+    if not out.exists():
+        return False
+    names = ("report.json", "report.txt", "label_map.pbtxt")
+    return any((out / n).exists() for n in names) or any(out.glob("*.tfrecord"))
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory) -> dict[str, Path]:
+    """A small synthetic dataset annotated in every format odapi reads."""
+    root = tmp_path_factory.mktemp("demo")
+    return write_demo_dataset(root / "data", count=24, seed=3, formats=FORMATS)

@@ -1,0 +1,83 @@
+"""The command itself: help lists only working commands, --version, doctor's checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import odapi
+
+COMMANDS = ["convert", "inspect", "demo-data", "doctor"]
+
+
+def test_installed_console_script_lists_exactly_the_working_commands():
+    script = Path(sys.executable).with_name("odapi")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+    listed = [line.split()[0] for line in result.stdout.splitlines()
+              if re.match(r"^    \S", line)]  # a command's row, not a wrapped description
+    assert listed == COMMANDS
+
+
+def test_every_command_has_help(odapi):
+    for command in COMMANDS:
+        result = odapi(command, "--help")
+        assert result.code == 0, command
+        assert "usage: odapi " + command in result.out
+
+
+def test_version(odapi):
+    result = odapi("--version")
+    assert result.code == 0
+    assert result.out.strip() == f"odapi {odapi_version()}"
+
+
+def odapi_version() -> str:
+    return odapi.__version__
+
+
+def test_usage_errors_exit_2(odapi):
+    assert odapi("convert").code == 2  # no input, no --out
+    assert odapi("no-such-command").code == 2
+
+
+def test_doctor_reports_versions_gpus_protos_and_folders(odapi, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    result = odapi("doctor", "--data", data, "--output", tmp_path / "runs" / "new")
+    assert result.code == 0, result.text
+    rows = {line.split()[0]: line for line in result.out.splitlines()[2:]}
+    assert "2.20.0" in rows["tensorflow"]
+    assert "tf-models-official 2.20.0" in rows["Model"]
+    assert "GPUs" in rows
+    assert "compiled and importable" in rows["protos"]
+    assert f"data {data}" in result.out and "readable" in result.out
+    assert (tmp_path / "runs" / "new").is_dir()
+
+
+def test_doctor_fails_on_unusable_folders(odapi, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = odapi("doctor", "--data", tmp_path / "missing", "--output", blocker / "out")
+    assert result.code == 1
+    assert f"data {tmp_path / 'missing'}" in result.out
+    assert "does not exist" in result.out
+    assert "not writable" in result.out
+    assert result.out.count("FAIL") == 2
+
+
+def test_doctor_notices_uncompiled_protos(odapi, tmp_path):
+    """A schema newer than its generated module is reported with the command that fixes it."""
+    from odapi.protos.compile import proto_files
+
+    proto = proto_files()[0]
+    before = proto.stat()
+    try:
+        os.utime(proto, (before.st_atime, before.st_mtime + 3600))
+        result = odapi("doctor")
+    finally:
+        os.utime(proto, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert result.code == 1
+    assert "python -m odapi.protos.compile" in result.out
