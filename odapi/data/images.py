@@ -72,11 +72,11 @@ def _check_decodes(data: bytes, path: Path, image: Image.Image) -> None:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit gray: scale, do not clip
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit gray: scale as viewers do
         pixels = np.asarray(image, dtype=np.float64)
-        top = pixels.max() or 1.0
-        image = Image.fromarray((pixels * (255.0 / max(top, 255.0))).astype(np.uint8), "L")
-    if image.mode == "P":
+        full_scale = 65535.0 if pixels.max() <= 65535 else pixels.max()
+        image = Image.fromarray(np.round(pixels * (255.0 / full_scale)).astype(np.uint8), "L")
+    if "transparency" in image.info and image.mode in ("RGB", "L", "P"):  # a colour key
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
@@ -135,7 +135,9 @@ def prepare_image(path: Path, declared_size: tuple[int, int] | None,
         notes.append(f"EXIF orientation {orientation}: {why}; wrote rotated pixels")
 
     source_format = image.format
-    if source_format in ("JPEG", "PNG") and image.mode == "RGB" and not rotate:
+    colour_key = "transparency" in image.info
+    if source_format in ("JPEG", "PNG") and image.mode == "RGB" and not rotate \
+            and not colour_key:
         return PreparedImage(data, source_format.lower(), stored[0], stored[1], notes)
 
     as_jpeg = source_format == "JPEG"
@@ -143,6 +145,8 @@ def prepare_image(path: Path, declared_size: tuple[int, int] | None,
         image.load()
         if image.mode != "RGB":
             notes.append(f"converted {source_format} mode {image.mode} to RGB")
+        elif colour_key:
+            notes.append(f"flattened the {source_format}'s transparent colour onto white")
         elif not as_jpeg and source_format != "PNG":
             notes.append(f"re-encoded {source_format} as PNG")
         if rotate:
