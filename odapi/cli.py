@@ -20,6 +20,20 @@ def _quiet_tensorflow(verbose: bool) -> None:
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    return positive_int(text) if text.strip() not in ("0", "+0", "-0") else 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from odapi.data.convert import ConversionFailed, ConvertOptions, convert
     from odapi.data.split import parse_split_spec
@@ -120,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for --split (default: 0)")
     p.add_argument("--coords", choices=["auto", "pixel", "normalized"], default="auto",
                    help="box coordinate frame (default: detect per file)")
-    p.add_argument("--shards", type=int, metavar="N",
+    p.add_argument("--shards", type=positive_int, metavar="N",
                    help="record files per split (default: one per ~100 MB)")
-    p.add_argument("--workers", type=int, metavar="N", help="parallel workers (default: all cores)")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="parallel workers (default: all cores)")
     p.add_argument("--strict", action="store_true", help="fail on any item that would be skipped")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier conversion in --out")
@@ -135,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "TFRecords, flag what would trouble training, and draw examples to PNG.")
     p.add_argument("records", nargs="+", metavar="RECORDS",
                    help="record files, folders of them, or globs")
-    p.add_argument("--render", type=int, default=8, metavar="N",
+    p.add_argument("--render", type=non_negative_int, default=8, metavar="N",
                    help="examples to draw (default: 8; 0 draws none)")
     p.add_argument("-o", "--out", type=Path, default=Path("inspect"),
                    help="folder for the drawings (default: ./inspect)")
@@ -149,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate images of circles, squares and triangles on varied backgrounds, "
                     "annotated in each chosen format.")
     p.add_argument("out", type=Path, help="new or empty folder")
-    p.add_argument("--count", type=int, default=300, help="images (default: 300)")
+    p.add_argument("--count", type=positive_int, default=300, help="images (default: 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--formats", default=",".join(DEFAULT_FORMATS),
                    help=f"comma-separated, from {', '.join(DEMO_FORMATS)} "

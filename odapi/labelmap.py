@@ -84,11 +84,13 @@ class LabelMap:
         try:
             text_format.Parse(text, message)
         except text_format.ParseError as e:
-            # ParseError carries "line:column : message"; keep the position in our message.
+            position = f"{where}:{e.GetLine()}:{e.GetColumn()}" if e.GetLine() else where
+            reason = (str(e).split(" : ", 1)[-1]
+                      .replace('Message type "odapi.protos.StringIntLabelMapItem"', "an item")
+                      .replace('Message type "odapi.protos.StringIntLabelMap"', "the label map"))
             raise OdapiError(
-                f"not a valid label map ({e}); expected items like `item {{ id: 1 name: 'cat' }}`",
-                where=where,
-            ) from None
+                f"not a valid label map: {reason} Expected items like "
+                "`item { id: 1 name: 'cat' }`", where=position) from None
         names_by_id: dict[int, str] = {}
         display_names: dict[int, str] = {}
         for index, item in enumerate(message.item, start=1):
@@ -125,4 +127,7 @@ class LabelMap:
             raise OdapiError("label map not found", where=str(path)) from None
         except UnicodeDecodeError:
             raise OdapiError("label map is not UTF-8 text", where=str(path)) from None
+        except OSError as e:
+            raise OdapiError(f"cannot read the label map: {e.strerror}", where=str(path)) \
+                from None
         return cls.parse(text, where=str(path))

@@ -57,6 +57,9 @@ def convert(inputs: Iterable[Path], out: Path, options: ConvertOptions = Convert
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise OdapiError("give at least one annotation file or dataset folder to convert")
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        raise OdapiError("no such file or folder", where=str(missing[0]))
     label_map = LabelMap.read(options.label_map) if options.label_map else None
     output = StagedOutput(out, overwrite=options.overwrite)
     try:
@@ -112,6 +115,7 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
         label_map_source = str(options.label_map)
     report = ConversionReport(inputs=[str(p) for p in inputs], format=format_name,
                               output=str(output.out), class_names=label_map.names,
+                              class_ids=sorted(label_map.names_by_id),
                               label_map_source=label_map_source, issues=issues, notes=notes)
     if options.strict and report.skipped:
         raise ConversionFailed(f"--strict: {len(report.skipped)} item(s) would be skipped; "

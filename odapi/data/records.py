@@ -9,6 +9,7 @@ complete output.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -43,6 +44,7 @@ class StagedOutput:
 
     def __init__(self, out: Path, overwrite: bool = False):
         self.out = Path(out)
+        self._created = not self.out.exists()
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -90,7 +92,11 @@ class StagedOutput:
         return final
 
     def abort(self) -> None:
+        """Remove what this run staged, and the output folder too if the run created it."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self._created:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()  # only when empty
 
 
 def _alive(pid: int) -> bool:

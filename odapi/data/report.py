@@ -39,6 +39,7 @@ class ConversionReport:
     format: str
     output: str
     class_names: list[str]  # in label map order
+    class_ids: list[int]  # the label map's id of each name
     label_map_source: str  # "built from the annotations" or the --label-map path
     splits: dict[str, SplitStats] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
@@ -69,7 +70,7 @@ class ConversionReport:
             "format": self.format,
             "output": self.output,
             "label_map": {"source": self.label_map_source,
-                          "classes": {i: n for i, n in enumerate(self.class_names, 1)}},
+                          "classes": dict(zip(self.class_ids, self.class_names, strict=True))},
             "totals": {
                 "images": self.images,
                 "boxes": sum(s.boxes for s in self.splits.values()),
@@ -101,7 +102,7 @@ class ConversionReport:
         lines = [tabulate(split_rows, headers=["split", "images", "boxes", "backgrounds",
                                                "shards"], tablefmt="simple"), ""]
         class_rows = [[i, n, *(self.splits[s].boxes_per_class[n] for s in names)]
-                      for i, n in enumerate(self.class_names, start=1)]
+                      for i, n in zip(self.class_ids, self.class_names, strict=True)]
         lines += [tabulate(class_rows, headers=["id", "class", *names], tablefmt="simple"), ""]
         counts = {a: self.count(a) for a in Action}
         lines.append("issues: " + ", ".join(f"{n} {a.value}" for a, n in counts.items()))

@@ -32,6 +32,14 @@ def _walk(folder: Path, exclude: set[Path]):
                 yield here / name
 
 
+def _is_blank(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return not f.read(1 << 16).strip()
+    except OSError:
+        return False
+
+
 def detect(source: Path, format_name: str | None = None,
            exclude: set[Path] | None = None) -> tuple[ModuleType, list[Path]]:
     """The format of `source` (a file or folder) and its annotation files."""
@@ -43,6 +51,8 @@ def detect(source: Path, format_name: str | None = None,
     if source.is_file():
         if format_name:
             return FORMATS[format_name], [source]
+        if _is_blank(source):
+            raise OdapiError("the file is empty; it holds no annotations", where=str(source))
         for fmt in _SNIFF_ORDER:
             if fmt.sniff(source):
                 return fmt, [source]

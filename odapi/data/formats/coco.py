@@ -33,7 +33,7 @@ def sniff(path: Path) -> bool:
             head = f.read(1 << 20)
     except OSError:
         return False
-    return b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head)
+    return b'"images"' in head or b'"annotations"' in head or b'"categories"' in head
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:

@@ -35,7 +35,9 @@ def sniff(path: Path) -> bool:
             header = f.readline()
     except OSError:
         return False
-    return set(COLUMNS) <= {c.strip().lower() for c in header.split(",")}
+    names = {c.strip().lower() for c in header.split(",")}
+    # most of the header is enough to claim the file, so that read() can name what is missing
+    return "filename" in names and len(names & set(COLUMNS)) >= 4
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:

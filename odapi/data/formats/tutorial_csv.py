@@ -87,11 +87,15 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
                 where=where,
             )
         x1, x2, y1, y2 = (parse_float(v) for v in row[1:5])
+        if not image_id:
+            dataset.issues.append(Issue(where, "the id column is empty; it names the image "
+                                        "(<id>.jpg)", Action.SKIPPED_BOX))
+            continue
         image = images.get(image_id)
         if image is None:
             image = AnnotatedImage(find_image(image_id, folders), where, split=split)
             images[image_id] = image
-        if None in (x1, x2, y1, y2) or not image_id:
+        if None in (x1, x2, y1, y2):
             image.skipped_boxes += 1
             dataset.issues.append(Issue(
                 where,

@@ -34,7 +34,12 @@ def sniff(path: Path) -> bool:
         for _, element in etree.iterparse(str(path), events=("start",), resolve_entities=False,
                                           no_network=True):
             return element.tag == "annotation"
-    except (etree.XMLSyntaxError, OSError):
+    except etree.XMLSyntaxError:  # broken XML that means to be VOC: read() reports where
+        try:
+            return b"<annotation" in path.read_bytes()[:4096]
+        except OSError:
+            return False
+    except OSError:
         return False
     return False
 
