@@ -77,6 +77,83 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _quiet_model_garden(verbose: bool) -> None:
+    """Model Garden logs every loop through absl; the progress bar and tables replace that."""
+    if verbose:
+        return
+    import warnings
+
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras|tf_keras")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from odapi.engine.config import resolve
+    from odapi.engine.train import summary_table, train
+
+    _quiet_model_garden(args.verbose)
+    run = resolve(args.config, data=args.data, train_data=args.train_data,
+                  val_data=args.val_data, label_map=args.label_map, steps=args.steps,
+                  sets=args.set, init_checkpoint=args.init_checkpoint,
+                  eval_every=args.eval_every)
+    if args.check:
+        import yaml
+
+        print(yaml.safe_dump(run.to_dict(), sort_keys=False))
+        print(f"config {run.source} resolves: {len(run.label_map)} classes (model outputs "
+              f"{run.label_map.max_id + 1} with background); nothing was trained (--check)")
+        return EXIT_OK
+    result = train(run, args.model_dir, progress=not args.quiet, verbose=args.verbose)
+    print(summary_table(result))
+    return 130 if result.interrupted else EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from odapi.evaluation.evaluate import evaluate_run
+
+    _quiet_model_garden(args.verbose)
+
+    def show(result) -> None:
+        rows = [[name, f"{value:.3f}"] for name, value in result.metrics.items()]
+        print(f"step {result.step} ({result.checkpoint})"
+              + ("  best so far" if result.is_best else ""))
+        print(tabulate(rows, tablefmt="plain"))
+        per_class = [[name, f"{v['AP']:.3f}", f"{v['AP50']:.3f}"]
+                     for name, v in result.per_class.items()]
+        print(tabulate(per_class, headers=["class", "AP", "AP50"]), flush=True)
+
+    results = evaluate_run(args.model_dir, checkpoint=args.checkpoint, val_data=args.val_data,
+                           follow=args.follow, poll_seconds=args.poll, timeout=args.timeout,
+                           on_result=show, on_wait=lambda m: print(m, flush=True))
+    if not results:
+        print("nothing new to evaluate: every checkpoint's step is already in "
+              f"{args.model_dir}/eval/metrics.json")
+    return EXIT_OK
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    from odapi.tensorboard import serve
+
+    return serve(args.model_dir, args.host, args.port) or EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from odapi.demo import run_demo
+
+    _quiet_model_garden(args.verbose)
+    result = run_demo(args.out, steps=args.steps, count=args.count, progress=not args.quiet,
+                      log=print)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from odapi.doctor import format_checks, run_checks
 
@@ -84,6 +161,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(format_checks(checks))
     failed = [c for c in checks if c.status == "FAIL"]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _presets() -> list[str]:
+    from odapi.engine.config import list_presets
+
+    return list_presets()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +253,80 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated, from {', '.join(DEMO_FORMATS)} "
                         f"(default: {','.join(DEFAULT_FORMATS)})")
     p.set_defaults(run=cmd_demo_data)
+
+    p = add(
+        "train", help="train a detector on converted records (resumes in the same model dir)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train with TF Model Garden. CONFIG is a preset from configs/ ("
+                    + ", ".join(_presets()) + ") or a YAML file naming a Model Garden "
+                    "experiment with its overrides. The class count comes from the label map. "
+                    "The same command again resumes from the latest checkpoint.",
+        epilog="examples:\n"
+               "  odapi train --config demo --data records --model-dir runs/demo\n"
+               "  odapi train --config retinanet_resnet50_fpn --data records --model-dir runs/r50 "
+               "\\\n      --init-checkpoint retinanet-resnet50/ckpt-33264 --eval-every 1000\n"
+               "  odapi train --config demo --data records --model-dir runs/x "
+               "--set task.train_data.global_batch_size=4")
+    p.add_argument("--config", required=True, help="preset name or experiment YAML")
+    p.add_argument("--model-dir", type=Path, required=True,
+                   help="checkpoints, event files and the run manifest go here")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="a folder written by `odapi convert`: its train-*, val-* records and "
+                        "label_map.pbtxt")
+    p.add_argument("--train-data", metavar="GLOB", help="training records (overrides --data)")
+    p.add_argument("--val-data", metavar="GLOB", help="validation records (overrides --data)")
+    p.add_argument("--label-map", type=Path, metavar="FILE", help="overrides --data's")
+    p.add_argument("--steps", type=positive_int, metavar="N", help="train until step N")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a Model Garden config key, e.g. trainer.train_steps=500 "
+                        "(repeatable; values are YAML)")
+    p.add_argument("--init-checkpoint", metavar="PATH",
+                   help="fine-tune from a Model Garden checkpoint or another odapi run's model "
+                        "dir; with another class count only backbone and decoder are restored")
+    p.add_argument("--eval-every", type=positive_int, metavar="N",
+                   help="evaluate on the validation records every N steps, in this process")
+    p.add_argument("--check", action="store_true",
+                   help="resolve the config and print it; train nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+    p = add(
+        "eval", help="COCO AP/AR with per-class AP for a run's checkpoints",
+        description="Evaluate the latest checkpoint of a run on its validation records (or "
+                    "--val-data), writing TensorBoard summaries and eval/metrics.json. With "
+                    "--follow, wait for and evaluate each new checkpoint, and exit 0 after the "
+                    "final one.")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--follow", action="store_true",
+                   help="evaluate each new checkpoint until the run's final step")
+    p.add_argument("--checkpoint", metavar="PATH", help="evaluate this checkpoint instead")
+    p.add_argument("--val-data", metavar="GLOB", help="other validation records")
+    p.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
+                   help="how often --follow looks for checkpoints (default: 10)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="with --follow, give up after this long without a new checkpoint")
+    p.set_defaults(run=cmd_eval)
+
+    p = add("tensorboard", help="serve TensorBoard on a model dir",
+            description="TensorBoard with the run's train and eval scalars and images.")
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="bind address (default: 127.0.0.1; 0.0.0.0 to share)")
+    p.add_argument("--port", type=positive_int, default=6006)
+    p.set_defaults(run=cmd_tensorboard)
+
+    p = add(
+        "demo", help="synthetic data -> convert -> train -> evaluate, offline, on the CPU",
+        description="Generate the synthetic shapes dataset, convert it, train configs/demo.yaml "
+                    "and evaluate it on held-out images: the whole pipeline in minutes.")
+    p.add_argument("--out", type=Path, default=Path("demo-run"),
+                   help="folder for data, records and the model (default: ./demo-run)")
+    p.add_argument("--steps", type=positive_int, metavar="N",
+                   help="training steps (default: the preset's)")
+    p.add_argument("--count", type=positive_int, default=400,
+                   help="synthetic images (default: 400)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=cmd_demo)
 
     p = add(
         "doctor", help="check TensorFlow, Model Garden, GPUs, protos and folder access",

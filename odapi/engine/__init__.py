@@ -1,0 +1,1 @@
+"""Training on TF Model Garden: config resolution, pre-flight checks, the run itself, manifests."""

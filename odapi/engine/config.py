@@ -1,0 +1,318 @@
+"""From `--config` to a fully resolved Model Garden experiment plus odapi's own run settings.
+
+CONFIG is a preset name from `configs/` or a YAML file: Model Garden's experiment keys (`task`,
+`trainer`, `runtime`) under an `experiment:` naming the registered Model Garden experiment to
+start from, plus odapi's `label_map:`. Resolution, in order: the experiment's defaults; odapi's
+defaults for training on your own records (no COCO annotation file, no unreachable gs://
+checkpoints, every validation image evaluated); the YAML; `--set key=value`; the command line's
+data paths and steps; the class count from the label map; the device policy (GPU if present).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from odapi.errors import OdapiError
+from odapi.labelmap import LabelMap
+
+TOP_LEVEL_KEYS = ("experiment", "label_map", "task", "trainer", "runtime")
+CONFIG_DIR_ENV = "ODAPI_CONFIG_DIR"
+
+
+def preset_dir() -> Path:
+    """`configs/` beside the package (a source checkout), or $ODAPI_CONFIG_DIR (an image)."""
+    if os.environ.get(CONFIG_DIR_ENV):
+        return Path(os.environ[CONFIG_DIR_ENV])
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+
+
+def find_config(config: str | Path) -> Path:
+    path = Path(config)
+    if path.is_file():
+        return path
+    preset = preset_dir() / f"{config}.yaml"
+    if preset.is_file():
+        return preset
+    presets = list_presets()
+    close = difflib.get_close_matches(str(config), presets, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise OdapiError(f"no config file or preset named {str(config)!r}{hint} Presets: "
+                     f"{', '.join(presets) or 'none found in ' + str(preset_dir())}")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs: the Model Garden experiment and what odapi adds around it."""
+
+    params: Any  # official.core.config_definitions.ExperimentConfig, resolved and validated
+    experiment: str  # the registered Model Garden experiment it starts from
+    source: str  # the preset or file it came from
+    label_map: LabelMap
+    label_map_path: Path
+    init_checkpoint: str | None = None
+    eval_every: int | None = None
+    explicit_keys: set[str] = field(default_factory=set)  # keys the user set, dotted
+
+    @property
+    def train_steps(self) -> int:
+        return int(self.params.trainer.train_steps)
+
+    @property
+    def train_data(self) -> str:
+        return str(self.params.task.train_data.input_path)
+
+    @property
+    def val_data(self) -> str:
+        return str(self.params.task.validation_data.input_path)
+
+    def to_dict(self) -> dict:
+        return {
+            "experiment": self.experiment,
+            "source": self.source,
+            "label_map": str(self.label_map_path),
+            "init_checkpoint": self.init_checkpoint,
+            "eval_every": self.eval_every,
+            "params": self.params.as_dict(),
+        }
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise OdapiError(f"not valid YAML: {getattr(e, 'problem', e)}", where=where) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise OdapiError(f"cannot read the config: {e}", where=str(path)) from None
+    if not isinstance(data, dict):
+        raise OdapiError("a config is a YAML mapping with experiment:, task:, trainer:, ...",
+                         where=str(path))
+    unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], TOP_LEVEL_KEYS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise OdapiError(f"unknown top-level key {unknown[0]!r}{hint} "
+                         f"(known: {', '.join(TOP_LEVEL_KEYS)})", where=str(path))
+    return data
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    tree: Any = value
+    for part in reversed(dotted.split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def _valid_keys(params) -> set[str]:
+    """Every dotted key of the config, inactive one-of branches (e.g. `adamw`) included."""
+    import dataclasses
+
+    from official.modeling.hyperparams import base_config
+
+    keys: set[str] = set()
+
+    def walk(config, prefix: str):
+        for f in dataclasses.fields(config):
+            dotted = f"{prefix}{f.name}"
+            keys.add(dotted)
+            value = getattr(config, f.name, None)
+            if isinstance(value, base_config.Config):
+                walk(value, dotted + ".")
+
+    walk(params, "")
+    return keys
+
+
+def _check_keys(params, overrides: dict, where: str) -> set[str]:
+    """Every dotted key in `overrides` exists in `params`; else name the closest valid one."""
+    valid = _valid_keys(params)
+    flat = _flatten(overrides)
+    for key in flat:
+        if key in valid:
+            continue
+        parent = key.rpartition(".")[0]
+        siblings = [k for k in valid if k.rpartition(".")[0] == parent]
+        close = difflib.get_close_matches(key, siblings or valid, n=1, cutoff=0.5) or \
+            difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise OdapiError(f"config key {key!r} does not exist{hint}", where=where)
+    return set(flat)
+
+
+def _override(params, overrides: dict, where: str) -> None:
+    try:
+        params.override(overrides, is_strict=True)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise OdapiError(f"cannot apply {overrides}: {e}", where=where) from None
+
+
+def parse_set(assignment: str) -> tuple[str, Any]:
+    """`trainer.train_steps=500` -> ("trainer.train_steps", 500); values are YAML."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise OdapiError(f"--set {assignment!r}: write it as key=value, e.g. "
+                         "--set trainer.train_steps=500")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key.strip(), value
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    """A path relative to the config file's folder, unless absolute or remote (gs://...)."""
+    if not value or "://" in value or os.path.isabs(value):
+        return value
+    return str((base / value).resolve()) if (base / value).exists() or \
+        glob.glob(str(base / value)) else value
+
+
+def _model_garden_defaults() -> dict:
+    """What every odapi run changes from Model Garden's COCO-centred experiment defaults."""
+    return {
+        "task": {
+            "annotation_file": None,  # evaluate against the records' own boxes
+            "init_checkpoint": None,  # odapi restores checkpoints itself (see checkpoints.py)
+            "validation_data": {"drop_remainder": False, "is_training": False},
+            "train_data": {"is_training": True},
+        },
+    }
+
+
+def _device_policy(params, explicit: set[str]) -> None:
+    """GPU when TensorFlow sees one (Model Garden's num_gpus=0 default trains on the CPU)."""
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    runtime = {}
+    if "runtime.num_gpus" not in explicit:
+        runtime["num_gpus"] = gpus
+    if "runtime.distribution_strategy" not in explicit:
+        if os.environ.get("TF_CONFIG"):
+            runtime["distribution_strategy"] = "multi_worker_mirrored"
+        else:
+            runtime["distribution_strategy"] = "mirrored" if gpus > 1 else "one_device"
+    if "runtime.mixed_precision_dtype" not in explicit:
+        runtime["mixed_precision_dtype"] = "mixed_float16" if gpus else "float32"
+    precision = runtime.get("mixed_precision_dtype", params.runtime.mixed_precision_dtype)
+    data_dtype = "float16" if precision == "mixed_float16" else \
+        "bfloat16" if precision == "mixed_bfloat16" else "float32"
+    task: dict = {}
+    for split in ("train_data", "validation_data"):
+        if f"task.{split}.dtype" not in explicit:
+            task[split] = {"dtype": data_dtype}
+    params.override({"runtime": runtime, "task": task}, is_strict=True)
+
+
+def resolve(config: str | Path, *, data: Path | None = None, train_data: str | None = None,
+            val_data: str | None = None, label_map: Path | None = None,
+            steps: int | None = None, sets: list[str] = (), init_checkpoint: str | None = None,
+            eval_every: int | None = None) -> RunConfig:
+    """Resolve CONFIG and the command line into a RunConfig (no TensorFlow graph is built).
+
+    `data` is a folder written by `odapi convert`: its train-*, val-* records and label map.
+    """
+    from official.core import exp_factory
+    from official.vision import registry_imports  # noqa: F401  (registers the experiments)
+
+    path = find_config(config)
+    base = path.parent
+    tree = _load_yaml(path)
+    experiment = tree.pop("experiment", None)
+    if not experiment:
+        raise OdapiError("the config does not name its Model Garden experiment; add e.g. "
+                         "`experiment: retinanet_mobile_coco`", where=str(path))
+    try:
+        params = exp_factory.get_exp_config(experiment)
+    except KeyError:
+        known = sorted(k for k in exp_factory._REGISTERED_CONFIGS  # noqa: SLF001
+                       if any(w in k for w in ("retinanet", "rcnn")))
+        close = difflib.get_close_matches(experiment, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise OdapiError(f"Model Garden has no experiment {experiment!r}{hint} Detection "
+                         f"experiments: {', '.join(known)}", where=str(path)) from None
+    params = copy.deepcopy(params)
+    _override(params, _model_garden_defaults(), "odapi defaults")
+
+    label_map_value = tree.pop("label_map", None)
+    explicit = _check_keys(params, tree, str(path))
+    _override(params, tree, str(path))
+    for assignment in sets:
+        key, value = parse_set(assignment)
+        explicit |= _check_keys(params, _nest(key, value), f"--set {assignment}")
+        _override(params, _nest(key, value), f"--set {assignment}")
+
+    # data: command line > --data folder > config file
+    if data is not None:
+        data = Path(data)
+        train_data = train_data or str(data / "train-*.tfrecord")
+        val_data = val_data or str(data / "val-*.tfrecord")
+        label_map = label_map or data / "label_map.pbtxt"
+    paths: dict = {"task": {"train_data": {}, "validation_data": {}}}
+    if train_data:
+        paths["task"]["train_data"]["input_path"] = str(train_data)
+    else:
+        paths["task"]["train_data"]["input_path"] = _resolve_path(
+            str(params.task.train_data.input_path), base)
+    if val_data:
+        paths["task"]["validation_data"]["input_path"] = str(val_data)
+    else:
+        paths["task"]["validation_data"]["input_path"] = _resolve_path(
+            str(params.task.validation_data.input_path), base)
+    _override(params, paths, "data paths")
+    if steps is not None:
+        _override(params, {"trainer": {"train_steps": steps}}, "--steps")
+
+    if label_map is None and label_map_value:
+        label_map = Path(_resolve_path(str(label_map_value), base))
+    if label_map is None:
+        raise OdapiError("no label map: pass --data DIR (a folder `odapi convert` wrote), "
+                         "--label-map FILE, or set label_map: in the config", where=str(path))
+    labels = LabelMap.read(Path(label_map))
+    num_classes = labels.max_id + 1  # Model Garden counts the background class
+    if "task.model.num_classes" in explicit and \
+            params.task.model.num_classes != num_classes:
+        raise OdapiError(
+            f"task.model.num_classes is set to {params.task.model.num_classes}, but the label "
+            f"map {label_map} needs {num_classes} (its largest id + 1 for background); odapi "
+            "derives it from the label map, so leave it out of the config and --set")
+    _override(params, {"task": {"model": {"num_classes": num_classes}}}, "label map")
+
+    # odapi restores init checkpoints itself (any layout, with a fit check): take the key out
+    # of Model Garden's hands and keep it in the RunConfig
+    configured = params.task.init_checkpoint
+    if configured:
+        _override(params, {"task": {"init_checkpoint": None}}, "init_checkpoint")
+    checkpoint = init_checkpoint or (_resolve_path(str(configured), base) if configured else None)
+    _device_policy(params, explicit)
+    try:
+        params.validate()
+    except (KeyError, ValueError, AssertionError) as e:
+        raise OdapiError(f"the resolved config is inconsistent: {e}", where=str(path)) from None
+    return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
+                     label_map_path=Path(label_map), init_checkpoint=checkpoint,
+                     eval_every=eval_every, explicit_keys=explicit)

@@ -1,0 +1,182 @@
+"""`odapi train`: pre-flight checks, then Model Garden's trainer, resumable, with odapi around it.
+
+The same command again resumes from the model dir's latest checkpoint. Model Garden saves
+checkpoints the TensorFlow way: data files first, then the `checkpoint` state file is replaced
+atomically, so a kill at any moment leaves the latest listed checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from odapi.engine import preflight
+from odapi.engine.checkpoints import InitReport, restore_for_fine_tuning
+from odapi.engine.config import RunConfig
+from odapi.engine.manifest import dataset_cache, now, read_manifest, versions, write_manifest
+from odapi.engine.progress import ProgressBar
+from odapi.errors import OdapiError
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    start_step: int
+    end_step: int
+    train_steps: int
+    seconds: float
+    losses: dict[str, float] = field(default_factory=dict)
+    evaluations: list = field(default_factory=list)  # EvalResult, in-process ones
+    best: dict | None = None  # from eval/metrics.json
+    init: InitReport | None = None
+    interrupted: bool = False
+
+
+def train(run: RunConfig, model_dir: Path, progress: bool = True,
+          verbose: bool = False) -> TrainResult:
+    """Train `run` into `model_dir` (resuming if it holds a checkpoint); return a summary.
+
+    Unless `verbose`, what Model Garden and orbit print to stdout during training (a block per
+    loop) is dropped: the progress bar and the summary table say it better.
+    """
+    with open(os.devnull, "w") as sink, \
+            contextlib.nullcontext() if verbose else contextlib.redirect_stdout(sink):
+        return _train(run, Path(model_dir), progress)
+
+
+def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
+    from official.common import distribute_utils
+    from official.core import task_factory, train_lib, train_utils
+    from official.modeling import performance
+
+    params = run.params
+    preflight.check_writable(model_dir)
+    previous = read_manifest(model_dir)
+    preflight.check_same_model(previous, params, model_dir)
+    cache = dataset_cache(previous)
+    train_set = preflight.scan_records(run.train_data, run.label_map, "train", cache)
+    val_set = None
+    if preflight.record_files(run.val_data):
+        val_set = preflight.scan_records(run.val_data, run.label_map, "validation", cache)
+    elif run.eval_every:
+        raise OdapiError(f"--eval-every needs validation records, and none match "
+                         f"{run.val_data!r}; convert with --split train=0.8,val=0.2")
+    if run.init_checkpoint:
+        from odapi.engine.checkpoints import resolve_checkpoint
+
+        resolve_checkpoint(run.init_checkpoint)  # exists? (fit is checked once the model exists)
+
+    manifest = previous or {"created": now(), "sessions": []}
+    manifest.update({
+        "config": run.to_dict(),
+        "versions": versions(),
+        "dataset": {"train": train_set.to_dict(),
+                    "validation": val_set.to_dict() if val_set else None},
+        "label_map": {"source": str(run.label_map_path), "copy": "label_map.pbtxt"},
+        "status": "running",
+    })
+    session = {"started": now(), "start_step": None, "end_step": None}
+    manifest["sessions"].append(session)
+    run.label_map.write(model_dir / "label_map.pbtxt")
+    write_manifest(model_dir, manifest)
+    train_utils.serialize_config(params, str(model_dir))  # Model Garden's params.yaml
+
+    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+    strategy = distribute_utils.get_distribution_strategy(
+        distribution_strategy=params.runtime.distribution_strategy,
+        all_reduce_alg=params.runtime.all_reduce_alg,
+        num_gpus=params.runtime.num_gpus)
+    with strategy.scope():
+        task = task_factory.get_task(params.task, logging_dir=str(model_dir))
+        trainer = train_utils.create_trainer(params, task, train=True, evaluate=False)
+    bar = ProgressBar(trainer.global_step, run.train_steps, enabled=progress)
+    runner = train_lib.OrbitExperimentRunner(
+        distribution_strategy=strategy, task=task, mode="train", params=params,
+        model_dir=str(model_dir), trainer=trainer, train_actions=[bar])
+    start_step = int(trainer.global_step.numpy())  # the runner restored the latest checkpoint
+    session["start_step"] = start_step
+    init = None
+    if start_step == 0 and run.init_checkpoint:
+        with strategy.scope():
+            init = restore_for_fine_tuning(trainer.model, run.init_checkpoint,
+                                           params.task.model.num_classes)
+        manifest["init"] = {"checkpoint": init.checkpoint, "restored": init.restored,
+                            "fresh": init.fresh, "notes": init.notes}
+        bar.write(f"fine-tuning from {init.checkpoint}: restored {', '.join(init.restored)}"
+                  + (f"; {'; '.join(init.notes)}" if init.notes else ""))
+    elif start_step:
+        bar.write(f"resuming {model_dir} from step {start_step}")
+    write_manifest(model_dir, manifest)
+
+    evaluator = None
+    if run.eval_every and val_set:
+        from odapi.evaluation.evaluate import Evaluator
+
+        evaluator = Evaluator(params, run.label_map, model_dir, task=task, model=trainer.model)
+
+    started = time.monotonic()
+    result = TrainResult(model_dir, start_step, start_step, run.train_steps, 0.0, init=init)
+    try:
+        step = start_step
+        while step < run.train_steps:
+            target = run.train_steps
+            if evaluator:
+                target = min(target, (step // run.eval_every + 1) * run.eval_every)
+            with strategy.scope():
+                runner.controller.train(steps=target)  # saves a checkpoint when it returns
+            step = int(trainer.global_step.numpy())
+            if evaluator:
+                checkpoint = runner.checkpoint_manager.latest_checkpoint
+                evaluation = evaluator.evaluate(step, checkpoint, restore=False)
+                if evaluation:
+                    result.evaluations.append(evaluation)
+                    bar.write(f"eval step {step}: AP {evaluation.metrics['AP']:.3f}  "
+                              f"AP50 {evaluation.metrics['AP50']:.3f}"
+                              + ("  (best so far)" if evaluation.is_best else ""))
+    except KeyboardInterrupt:
+        result.interrupted = True
+        with strategy.scope():
+            runner.controller.save_checkpoint()
+    finally:
+        bar.close()
+        result.end_step = int(trainer.global_step.numpy())
+        result.seconds = time.monotonic() - started
+        result.losses = {k: v for k, v in bar.latest.items() if "loss" in k}
+        from odapi.evaluation.store import MetricsStore
+
+        result.best = MetricsStore(model_dir).best()
+        session.update(ended=now(), end_step=result.end_step,
+                       status="interrupted" if result.interrupted else "finished")
+        manifest["status"] = "finished" if result.end_step >= run.train_steps else "stopped"
+        manifest["final"] = {"step": result.end_step, "losses": result.losses,
+                             "best": result.best,
+                             "last_eval": result.evaluations[-1].metrics
+                             if result.evaluations else None}
+        write_manifest(model_dir, manifest)
+    return result
+
+
+def summary_table(result: TrainResult) -> str:
+    """The end-of-run table: steps, time, final losses, best AP and where its checkpoint is."""
+    from tabulate import tabulate
+
+    steps = result.end_step - result.start_step
+    rows = [
+        ["steps", f"{result.start_step} -> {result.end_step} of {result.train_steps}"
+         + ("  (interrupted; run the same command to resume)" if result.interrupted else "")],
+        ["time", f"{result.seconds / 60:.1f} min"
+         + (f"  ({steps / result.seconds:.2f} steps/s)" if result.seconds and steps else "")],
+    ]
+    rows += [[name, f"{value:.4f}"] for name, value in sorted(result.losses.items())]
+    if result.evaluations:
+        last = result.evaluations[-1]
+        rows.append([f"AP / AP50 at step {last.step}",
+                     f"{last.metrics['AP']:.3f} / {last.metrics['AP50']:.3f}"])
+    if result.best:
+        rows.append(["best AP", f"{result.best['AP']:.3f} at step {result.best['step']}"])
+        rows.append(["best checkpoint", result.best["checkpoint"]])
+    rows.append(["model dir", str(result.model_dir)])
+    return tabulate(rows, tablefmt="simple_outline")

@@ -1,0 +1,1 @@
+"""Evaluation: COCO metrics with per-class AP, image summaries, and following a training run."""

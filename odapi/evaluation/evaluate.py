@@ -1,0 +1,251 @@
+"""Evaluate a run's checkpoints on its validation records: `odapi eval` and `--eval-every`.
+
+Both paths go through `Evaluator.evaluate`: Model Garden's task runs the model on the validation
+input pipeline; odapi gathers COCO metrics with per-class AP, writes them as TensorBoard
+summaries (with pictures of ground truth beside detections) under `eval/`, and records them in
+`eval/metrics.json`, where the best checkpoint is tracked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from odapi.data.examples import DetectionExample, from_tf_example
+from odapi.data.records import read_records
+from odapi.engine.checkpoints import checkpoint_step, latest_checkpoint, list_checkpoints
+from odapi.engine.manifest import now, read_manifest
+from odapi.engine.preflight import record_files
+from odapi.errors import OdapiError
+from odapi.evaluation.coco import PerClassCOCOEvaluator
+from odapi.evaluation.pictures import Detections, side_by_side
+from odapi.evaluation.store import EVAL_DIR, MetricsStore
+from odapi.labelmap import LabelMap
+
+PICTURES = 4  # fixed validation images shown in TensorBoard
+
+
+@dataclass
+class EvalResult:
+    step: int
+    metrics: dict[str, float]
+    per_class: dict[str, dict[str, float]]  # class name -> AP, AP50
+    losses: dict[str, float]
+    is_best: bool = False
+    checkpoint: str | None = None
+
+
+class Evaluator:
+    """Evaluates one run's model on its validation records, step after step."""
+
+    def __init__(self, params, label_map: LabelMap, model_dir: Path, task=None, model=None):
+        import tensorflow as tf
+        from official.core import task_factory
+
+        self.params = params
+        self.label_map = label_map
+        self.model_dir = Path(model_dir)
+        self.store = MetricsStore(self.model_dir)
+        self.task = task or task_factory.get_task(params.task, logging_dir=str(model_dir))
+        self.model = model or self.task.build_model()
+        self.task.build_metrics(training=False)  # defines the task's coco_metric output
+        self.dataset = self.task.build_inputs(params.task.validation_data)
+        self.samples = self._fixed_samples()
+        self.writer = tf.summary.create_file_writer(str(self.model_dir / EVAL_DIR))
+        task_, model_ = self.task, self.model
+
+        @tf.function
+        def step_fn(inputs):
+            return task_.validation_step(inputs, model_, metrics=None)
+
+        self._step_fn = step_fn
+
+    def _fixed_samples(self) -> dict[str, DetectionExample]:
+        files = record_files(self.params.task.validation_data.input_path)
+        if not files:
+            raise OdapiError("no validation records match "
+                             f"{self.params.task.validation_data.input_path!r}")
+        samples = {}
+        for serialized in read_records(files[:1]):
+            example = from_tf_example(serialized)
+            samples[example.source_id] = example
+            if len(samples) == PICTURES:
+                break
+        return samples
+
+    def restore(self, checkpoint: str) -> None:
+        import tensorflow as tf
+
+        tf.train.Checkpoint(**self.model.checkpoint_items).read(checkpoint).expect_partial()
+
+    def evaluate(self, step: int, checkpoint: str | None = None,
+                 restore: bool = True) -> EvalResult | None:
+        """Evaluate the model's weights (restored from `checkpoint` when `restore`).
+
+        Returns None when `step` was evaluated before: a step is never recorded twice.
+        """
+        import tensorflow as tf
+
+        if step in self.store.evaluated_steps():
+            return None
+        if checkpoint and restore:
+            self.restore(checkpoint)
+        coco = PerClassCOCOEvaluator(
+            max_detections=self.params.task.max_num_eval_detections
+            if hasattr(self.params.task, "max_num_eval_detections") else 100)
+        losses: dict[str, list[float]] = {}
+        pictures: dict[str, Detections] = {}
+        metric_name = self.task.coco_metric.name
+        for batch in self.dataset:
+            logs = self._step_fn(batch)
+            groundtruths, predictions = logs[metric_name]
+            coco.update_state(groundtruths, predictions)
+            losses.setdefault("validation_loss", []).append(float(logs[self.task.loss]))
+            self._collect_pictures(groundtruths, predictions, pictures)
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it indexes
+            metrics = coco.result()
+        names = self.label_map.names_by_id
+        per_class = {names.get(i, str(i)): v for i, v in sorted(coco.per_class.items())}
+        mean_losses = {k: float(np.mean(v)) for k, v in losses.items()}
+
+        with self.writer.as_default(step=step):
+            for name, value in {**metrics, **mean_losses}.items():
+                tf.summary.scalar(name, value)
+            for name, values in per_class.items():
+                tf.summary.scalar(f"AP_per_class/{name}", values["AP"])
+                if not math.isnan(values["AP50"]):
+                    tf.summary.scalar(f"AP50_per_class/{name}", values["AP50"])
+            for source_id, detections in pictures.items():
+                example = self.samples[source_id]
+                picture = side_by_side(example, detections, self.label_map)
+                tf.summary.image(f"ground_truth_vs_detections/{example.filename}",
+                                 picture[None], max_outputs=1)
+        self.writer.flush()
+        entry = {"step": step, "checkpoint": checkpoint, "time": now(), "metrics": metrics,
+                 "per_class": per_class, "losses": mean_losses}
+        is_best = self.store.add(entry, checkpoint)
+        return EvalResult(step, metrics, per_class, mean_losses, is_best, checkpoint)
+
+    def _collect_pictures(self, groundtruths, predictions, pictures) -> None:
+        ids = [s.decode() if isinstance(s, bytes) else str(s)
+               for s in np.asarray(groundtruths["source_id"]).tolist()]
+        for index, source_id in enumerate(ids):
+            if source_id not in self.samples or source_id in pictures:
+                continue
+            info = np.asarray(predictions["image_info"][index])  # original, scaled, scale, offset
+            height, width = info[0]
+            scale = np.tile(info[2], 2)  # y, x, y, x
+            count = int(predictions["num_detections"][index])
+            boxes = np.asarray(predictions["detection_boxes"][index][:count]) / scale
+            boxes = boxes / np.array([height, width, height, width])
+            pictures[source_id] = Detections(
+                np.clip(boxes, 0, 1), np.asarray(predictions["detection_classes"][index][:count]),
+                np.asarray(predictions["detection_scores"][index][:count]))
+
+
+def evaluator_for_run(model_dir: Path, val_data: str | None = None) -> Evaluator:
+    """An Evaluator built from what `odapi train` recorded in the model dir."""
+    from official.core import exp_factory
+
+    manifest = read_manifest(model_dir)
+    if manifest is None:
+        raise OdapiError("no odapi run here (manifest.json is missing); give the --model-dir "
+                         "that `odapi train` writes to", where=str(model_dir))
+    config = manifest["config"]
+    params = exp_factory.get_exp_config(config["experiment"])
+    params.override(config["params"], is_strict=False)
+    if val_data:
+        params.override({"task": {"validation_data": {"input_path": val_data}}})
+    # evaluation runs where it is started: on the CPU unless this process sees a GPU
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    dtype = "float16" if gpus and params.runtime.mixed_precision_dtype == "mixed_float16" \
+        else "float32"
+    params.override({"task": {"validation_data": {"dtype": dtype}}})
+    if dtype == "float32":
+        from official.modeling import performance
+
+        performance.set_mixed_precision_policy("float32")
+    label_map = LabelMap.read(Path(model_dir) / "label_map.pbtxt")
+    return Evaluator(params, label_map, Path(model_dir))
+
+
+def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str | None = None,
+                 follow: bool = False, poll_seconds: float = 10.0,
+                 timeout: float | None = None,
+                 on_result: Callable[[EvalResult], None] | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> list[EvalResult]:
+    """Evaluate the latest (or given) checkpoint; with `follow`, each new one until the last.
+
+    Following starts before training has written anything, survives training restarting, skips
+    checkpoints that retention deleted, and returns after the checkpoint at the run's final
+    step (read again from the manifest each time, as a restart may change it).
+    """
+    model_dir = Path(model_dir)
+    results: list[EvalResult] = []
+    evaluator: Evaluator | None = None
+    waited_since = time.monotonic()
+    told: set[str] = set()
+
+    def say(message: str) -> None:
+        if on_wait and message not in told:
+            told.add(message)
+            on_wait(message)
+
+    while True:
+        manifest = read_manifest(model_dir)
+        if manifest is None:
+            if not follow:
+                raise OdapiError("no odapi run here (manifest.json is missing)", str(model_dir))
+            say(f"waiting for training to start in {model_dir}")
+        else:
+            if checkpoint:
+                candidates = [checkpoint]
+            elif follow:
+                candidates = list_checkpoints(model_dir)
+            else:
+                latest = latest_checkpoint(model_dir)
+                if latest is None:
+                    raise OdapiError("the run has no checkpoint yet; use --follow to wait for "
+                                     "one", where=str(model_dir))
+                candidates = [latest]
+            evaluator = evaluator or evaluator_for_run(model_dir, val_data)
+            done = evaluator.store.evaluated_steps()
+            for prefix in candidates:
+                step = checkpoint_step(prefix)
+                if step is None or step in done:
+                    continue
+                try:
+                    result = evaluator.evaluate(step, prefix)
+                except _missing_checkpoint_errors() as e:
+                    say(f"checkpoint {prefix} was deleted before it could be evaluated ({e})")
+                    continue
+                if result:
+                    results.append(result)
+                    waited_since = time.monotonic()
+                    if on_result:
+                        on_result(result)
+            if not follow:
+                return results
+            final = int(manifest["config"]["params"]["trainer"]["train_steps"])
+            if final in evaluator.store.evaluated_steps():
+                return results
+            say(f"waiting for new checkpoints (final step {final})")
+        if timeout is not None and time.monotonic() - waited_since > timeout:
+            raise OdapiError(f"no new checkpoint for {timeout:g}s; is training running?",
+                             where=str(model_dir))
+        time.sleep(poll_seconds)
+
+
+def _missing_checkpoint_errors():
+    import tensorflow as tf
+
+    return (tf.errors.NotFoundError, FileNotFoundError)

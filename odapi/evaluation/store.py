@@ -1,0 +1,73 @@
+"""Evaluation results of a run, `eval/metrics.json` in the model dir, and its best checkpoint.
+
+One entry per evaluated step, never two; `best` names the step with the highest AP, whose
+checkpoint is copied to `best/` so that training's checkpoint retention cannot delete it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from odapi.atomic import atomic_write_text
+
+EVAL_DIR = "eval"
+METRICS_FILE = "metrics.json"
+BEST_DIR = "best"
+
+
+class MetricsStore:
+    def __init__(self, model_dir: Path):
+        self.model_dir = Path(model_dir)
+        self.path = self.model_dir / EVAL_DIR / METRICS_FILE
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return {"evaluations": [], "best": None}
+
+    def evaluated_steps(self) -> set[int]:
+        return {int(e["step"]) for e in self.load()["evaluations"]}
+
+    def best(self) -> dict | None:
+        return self.load().get("best")
+
+    def add(self, entry: dict, checkpoint: str | None) -> bool:
+        """Record one evaluation; returns whether it is the new best (by AP)."""
+        data = self.load()
+        if any(int(e["step"]) == int(entry["step"]) for e in data["evaluations"]):
+            return False
+        data["evaluations"].append(entry)
+        data["evaluations"].sort(key=lambda e: int(e["step"]))
+        best = data.get("best")
+        is_best = checkpoint is not None and (
+            best is None or entry["metrics"]["AP"] > best["AP"])
+        if is_best:
+            copied = copy_checkpoint(checkpoint, self.model_dir / BEST_DIR)
+            data["best"] = {"step": entry["step"], "AP": entry["metrics"]["AP"],
+                            "AP50": entry["metrics"]["AP50"], "checkpoint": copied}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps(data, indent=2))
+        return is_best
+
+
+def copy_checkpoint(prefix: str, folder: Path) -> str:
+    """Copy a checkpoint into `folder`, replacing what was there in one rename."""
+    prefix_path = Path(prefix)
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for source in prefix_path.parent.glob(prefix_path.name + ".*"):
+        shutil.copy2(source, staging / source.name)
+    (staging / "checkpoint").write_text(
+        f'model_checkpoint_path: "{prefix_path.name}"\n'
+        f'all_model_checkpoint_paths: "{prefix_path.name}"\n')
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return str(folder / prefix_path.name)

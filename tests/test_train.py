@@ -1,0 +1,392 @@
+"""`odapi train` / `odapi eval` on generated data: real Model Garden training, a few steps.
+
+One small run is shared by most tests (module fixture); every CLI call goes through odapi's
+entry point, in-process or as a subprocess where a process must be killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from odapi.cli import main
+from odapi.engine.checkpoints import list_checkpoints
+
+TINY = ["--set", "task.model.input_size=[128,128,3]",
+        "--set", "task.train_data.global_batch_size=4",
+        "--set", "task.validation_data.global_batch_size=4",
+        "--set", "trainer.steps_per_loop=3",
+        "--set", "trainer.checkpoint_interval=3",
+        "--set", "trainer.summary_interval=3"]
+
+
+def cli(*args) -> tuple[int, str, str]:
+    """Run odapi in-process; (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def odapi_process(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "odapi", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train-data")
+    assert cli("demo-data", root / "data", "--count", "48", "--formats", "voc")[0] == 0
+    code, out, err = cli("convert", root / "data" / "voc", "--out", root / "records",
+                         "--split", "train=0.75,val=0.25", "-q")
+    assert code == 0, err
+    return root / "records"
+
+
+@pytest.fixture(scope="module")
+def trained(records, tmp_path_factory) -> tuple[Path, str]:
+    model_dir = tmp_path_factory.mktemp("run") / "model"
+    code, out, err = cli("train", "--config", "demo", "--data", records, "--model-dir",
+                         model_dir, "--steps", "6", "--eval-every", "6", *TINY)
+    assert code == 0, out + err
+    return model_dir, out + err
+
+
+def event_tags(folder: Path) -> dict[str, set[str]]:
+    """Tags per plugin (scalars, images) in a folder of event files."""
+    accumulator = event_accumulator.EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    tags: dict[str, set[str]] = {}
+    for tag in accumulator.Tags()["tensors"]:
+        plugin = accumulator.SummaryMetadata(tag).plugin_data.plugin_name
+        tags.setdefault(plugin, set()).add(tag)
+    return tags
+
+
+def test_training_writes_checkpoints_events_manifest_and_metrics(trained, records):
+    model_dir, output = trained
+    assert [Path(p).name for p in list_checkpoints(model_dir)] == ["ckpt-3", "ckpt-6"]
+
+    train_tags = event_tags(model_dir / "train")["scalars"]
+    assert {"total_loss", "cls_loss", "box_loss", "model_loss", "learning_rate",
+            "steps_per_second"} <= train_tags
+    eval_tags = event_tags(model_dir / "eval")
+    assert {"AP", "AP50", "AP75", "APs", "APm", "APl", "ARmax1", "ARmax10", "ARmax100",
+            "validation_loss"} <= eval_tags["scalars"]
+    assert {f"AP_per_class/{c}" for c in ("circle", "square", "triangle")} <= eval_tags["scalars"]
+    pictures = eval_tags["images"]
+    assert pictures and all(t.startswith("ground_truth_vs_detections/") for t in pictures)
+
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["config"]["experiment"] == "retinanet_mobile_coco"
+    assert manifest["config"]["params"]["task"]["model"]["num_classes"] == 4
+    assert manifest["config"]["params"]["runtime"]["num_gpus"] == 0  # no GPU on this machine
+    assert manifest["versions"]["tensorflow"] == tf.__version__
+    assert manifest["versions"]["tf-models-official"] == "2.20.0"
+    train_files = manifest["dataset"]["train"]["files"]
+    assert [f["path"] for f in train_files] == [str(p) for p in sorted(records.glob("train-*"))]
+    assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in train_files)
+    assert manifest["dataset"]["train"]["examples"] == 36
+    assert (model_dir / "label_map.pbtxt").read_text() == \
+        (records / "label_map.pbtxt").read_text()
+    assert manifest["sessions"][0]["start_step"] == 0 and manifest["sessions"][0]["end_step"] == 6
+    assert manifest["status"] == "finished"
+    assert manifest["final"]["best"]["step"] == 6
+
+    metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
+    (entry,) = metrics["evaluations"]
+    assert entry["step"] == 6 and 0.0 <= entry["metrics"]["AP"] <= 1.0
+    assert set(entry["per_class"]) <= {"circle", "square", "triangle"}
+    assert (model_dir / "best" / "ckpt-6.index").exists()
+    assert tf.train.latest_checkpoint(str(model_dir / "best")).endswith("best/ckpt-6")
+
+    assert "0 -> 6 of 6" in output and "best checkpoint" in output  # the summary table
+    assert "train | step" not in output  # orbit's per-loop printout is replaced by the bar
+
+
+def test_same_command_resumes_from_the_latest_checkpoint(trained, records):
+    model_dir, _ = trained
+    code, out, err = cli("train", "--config", "demo", "--data", records, "--model-dir",
+                         model_dir, "--steps", "9", *TINY)
+    assert code == 0, out + err
+    assert "resuming" in err and "from step 6" in err
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert [(s["start_step"], s["end_step"]) for s in manifest["sessions"]] == [(0, 6), (6, 9)]
+    assert Path(list_checkpoints(model_dir)[-1]).name == "ckpt-9"
+
+
+def test_eval_reports_coco_metrics_and_per_class_ap(trained):
+    model_dir, _ = trained
+    # every checkpoint's step is evaluated once; a second run finds nothing new
+    code, out, err = cli("eval", "--model-dir", model_dir)
+    assert code == 0, out + err
+    code, out, err = cli("eval", "--model-dir", model_dir)
+    assert code == 0 and "nothing new to evaluate" in out
+    metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
+    steps = [e["step"] for e in metrics["evaluations"]]
+    assert steps == sorted(set(steps)) and steps[-1] == int(
+        Path(list_checkpoints(model_dir)[-1]).name.split("-")[1])
+    code, out, err = cli("eval", "--model-dir", model_dir, "--checkpoint",
+                         list_checkpoints(model_dir)[0])
+    assert code == 0, err
+    for name in ("AP ", "AP50", "ARmax100", "circle"):
+        assert name in out
+
+
+def test_fine_tuning_with_another_class_count_restores_the_backbone(trained, records, tmp_path):
+    model_dir, _ = trained
+    label_map = tmp_path / "label_map.pbtxt"
+    label_map.write_text("item { id: 1 name: 'circle' }\nitem { id: 2 name: 'square' }\n"
+                         "item { id: 3 name: 'triangle' }\nitem { id: 4 name: 'star' }\n")
+    code, out, err = cli("train", "--config", "demo", "--data", records, "--label-map",
+                         label_map, "--model-dir", tmp_path / "tuned", "--steps", "3",
+                         "--init-checkpoint", model_dir, *TINY)
+    assert code == 0, out + err
+    assert "fine-tuning from" in err and "restored backbone" in err
+    manifest = json.loads((tmp_path / "tuned" / "manifest.json").read_text())
+    assert manifest["init"]["restored"] == ["backbone"]
+    assert "head" in manifest["init"]["fresh"]
+    assert "trained for 4 classes, this run has 5" in manifest["init"]["notes"][0]
+
+
+def test_fine_tune_restore_copies_the_backbone_weights_exactly(trained, records):
+    """Through the library API: after the restore, backbone weights equal the checkpoint's."""
+    from official.core import task_factory
+
+    from odapi.engine.checkpoints import restore_for_fine_tuning
+    from odapi.engine.config import resolve
+
+    model_dir, _ = trained
+    run = resolve("demo", data=records, sets=[s for s in TINY if s != "--set"])
+    model = task_factory.get_task(run.params.task).build_model()
+    report = restore_for_fine_tuning(model, model_dir, num_classes=4)
+    assert report.restored == ["backbone", "head"]  # same classes: everything fits
+    reader = tf.train.load_checkpoint(report.checkpoint)
+    kernel = model.backbone.weights[0]
+    key = [k for k in reader.get_variable_to_shape_map()
+           if k.startswith("backbone/") and ".OPTIMIZER_SLOT" not in k
+           and tuple(reader.get_variable_to_shape_map()[k]) == tuple(kernel.shape)
+           and np.array_equal(reader.get_tensor(k), kernel.numpy())]
+    assert key, "no backbone variable of the checkpoint equals the restored kernel"
+
+
+def tf1_checkpoint(folder: Path) -> Path:
+    """A name-based checkpoint like the OD API's TF1 model zoo shipped (model.ckpt)."""
+    folder.mkdir()
+    with tf.Graph().as_default():
+        tf.compat.v1.get_variable("FeatureExtractor/MobilenetV2/Conv/weights", [3, 3, 3, 32])
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            saver.save(session, str(folder / "model.ckpt"))
+    return folder / "model.ckpt"
+
+
+def tf2_od_api_checkpoint(folder: Path) -> Path:
+    """The OD API TF2 zoo layout: everything under model/_feature_extractor, _box_predictor."""
+    model = tf.train.Checkpoint(_feature_extractor=tf.train.Checkpoint(w=tf.Variable(1.0)),
+                                _box_predictor=tf.train.Checkpoint(b=tf.Variable(2.0)))
+    return Path(tf.train.Checkpoint(model=model).save(str(folder / "ckpt")))
+
+
+def resnet_checkpoint(folder: Path) -> Path:
+    """A Model Garden checkpoint whose backbone is a ResNet, not SpineNet-Mobile."""
+    from official.core import exp_factory, task_factory
+    from official.vision import registry_imports  # noqa: F401
+
+    params = exp_factory.get_exp_config("retinanet_resnetfpn_coco")
+    params.task.model.input_size = [128, 128, 3]
+    params.task.model.backbone.resnet.model_id = 18
+    model = task_factory.get_task(params.task).build_model()
+    return Path(tf.train.Checkpoint(**model.checkpoint_items).save(str(folder / "ckpt")))
+
+
+@pytest.mark.parametrize("make, expected", [
+    (tf1_checkpoint, "TF1 name-based checkpoint"),
+    (tf2_od_api_checkpoint, "TF Object Detection API (TF2 model zoo) checkpoint"),
+    (resnet_checkpoint, "do not fit this model"),
+])
+def test_a_checkpoint_that_does_not_fit_is_refused_before_any_step(records, tmp_path, make,
+                                                                   expected):
+    checkpoint = make(tmp_path / "checkpoint")
+    model_dir = tmp_path / "model"
+    code, out, err = cli("train", "--config", "demo", "--data", records, "--model-dir",
+                         model_dir, "--steps", "3", "--init-checkpoint", checkpoint, *TINY)
+    assert code == 1
+    assert expected in err and str(checkpoint) in err
+    assert "Model Garden" in err or "same architecture" in err  # what to use instead
+    assert list_checkpoints(model_dir) == []  # not a single step was trained
+    assert "Traceback" not in err
+
+
+def broken_records(records: Path, folder: Path, case: str) -> list[str]:
+    """Arguments for `odapi train` that fail one pre-flight check."""
+    folder.mkdir()
+    if case == "missing records":
+        return ["--train-data", folder / "nope-*.tfrecord", "--label-map",
+                records / "label_map.pbtxt"]
+    if case == "missing label map":
+        return ["--train-data", records / "train-*", "--label-map", folder / "none.pbtxt"]
+    if case == "labels outside the label map":
+        (folder / "lm.pbtxt").write_text("item { id: 1 name: 'circle' }\n")
+        return ["--train-data", records / "train-*", "--label-map", folder / "lm.pbtxt"]
+    if case == "empty dataset":
+        with tf.io.TFRecordWriter(str(folder / "train-00000-of-00001.tfrecord")):
+            pass
+        return ["--train-data", folder / "train-*", "--label-map", records / "label_map.pbtxt"]
+    if case == "unwritable model dir":
+        (folder / "file").write_text("")
+        return ["--data", records, "--model-dir", folder / "file" / "model"]
+    if case == "config key typo":
+        return ["--data", records, "--set", "trainer.train_stepz=3"]
+    if case == "unknown preset":
+        return ["--data", records, "--config", "retinanet_mobil"]
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing records", "no train records match"),
+    ("missing label map", "label map not found"),
+    ("labels outside the label map", "class id(s) [2, 3] that the label map does not have"),
+    ("empty dataset", "the train records hold no examples"),
+    ("unwritable model dir", "the model dir is not writable"),
+    ("config key typo", "did you mean 'trainer.train_steps'?"),
+    ("unknown preset", "did you mean 'retinanet_mobile'?"),
+])
+def test_pre_flight_errors_come_before_training(records, tmp_path, case, expected):
+    args = broken_records(records, tmp_path / "case", case)
+    if "--model-dir" not in args:
+        args += ["--model-dir", tmp_path / "model"]
+    if "--config" not in args:
+        args += ["--config", "demo"]
+    code, out, err = cli("train", "--steps", "3", *args, *TINY)
+    assert code == 1, out + err
+    assert expected in err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "model").glob("ckpt-*")) if (tmp_path / "model").exists() \
+        else True
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_while_eval_follows(records, tmp_path):
+    """eval --follow starts first; training is killed mid-run and restarted; eval exits 0
+    after the final checkpoint, every checkpoint loads, no step is evaluated twice."""
+    model_dir = tmp_path / "model"
+    train_args = ["train", "--config", "demo", "--data", records, "--model-dir", model_dir,
+                  "--steps", "9", "-q", *TINY]
+    follower = odapi_process("eval", "--model-dir", model_dir, "--follow", "--poll", "1")
+    trainer = odapi_process(*train_args)
+    deadline = time.monotonic() + 600
+    while not list_checkpoints(model_dir):
+        assert trainer.poll() is None, trainer.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    trainer.send_signal(signal.SIGKILL)
+    trainer.wait()
+    killed_at = [Path(p).name for p in list_checkpoints(model_dir)]
+    for prefix in list_checkpoints(model_dir):  # every listed checkpoint loads
+        tf.train.load_checkpoint(prefix).get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE")
+    assert follower.poll() is None  # eval survives the training restart
+
+    restarted = odapi_process(*train_args)
+    out, err = restarted.communicate(timeout=900)
+    assert restarted.returncode == 0, err
+    assert f"from step {int(killed_at[-1].split('-')[1])}" in err
+    out, err = follower.communicate(timeout=600)
+    assert follower.returncode == 0, err
+
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["sessions"][-1]["end_step"] == 9
+    assert manifest["sessions"][-1]["start_step"] == int(killed_at[-1].split("-")[1])
+    steps = [e["step"] for e in json.loads(
+        (model_dir / "eval" / "metrics.json").read_text())["evaluations"]]
+    assert steps[-1] == 9 and len(steps) == len(set(steps))
+
+
+def test_tensorboard_serves_the_runs_scalars(trained):
+    import socket
+    import urllib.request
+
+    model_dir, _ = trained
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = odapi_process("tensorboard", "--model-dir", model_dir, "--port", port)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/data/plugin/scalars/tags") as response:
+                    tags = json.loads(response.read())
+                    break
+            except OSError:
+                assert server.poll() is None, server.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+        assert {"train", "eval"} <= set(tags)
+        assert "total_loss" in tags["train"] and "AP" in tags["eval"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("preset, experiment, size", [
+    ("demo", "retinanet_mobile_coco", 256),
+    ("retinanet_mobile", "retinanet_mobile_coco", 384),
+    ("retinanet_resnet50_fpn", "retinanet_resnetfpn_coco", 640),
+    ("faster_rcnn_resnet50_fpn", "fasterrcnn_resnetfpn_coco", 640),
+])
+def test_presets_resolve_with_classes_from_the_label_map(records, preset, experiment, size):
+    code, out, err = cli("train", "--config", preset, "--data", records, "--model-dir",
+                         "unused", "--check")
+    assert code == 0, err
+    import yaml
+
+    resolved = yaml.safe_load(out.split("\nconfig ")[0])
+    assert resolved["experiment"] == experiment
+    model = resolved["params"]["task"]["model"]
+    assert model["num_classes"] == 4 and model["input_size"] == [size, size, 3]
+    assert resolved["params"]["runtime"]["mixed_precision_dtype"] == "float32"  # CPU here
+    assert resolved["params"]["task"]["init_checkpoint"] is None  # no unreachable gs:// paths
+    assert resolved["params"]["task"]["annotation_file"] is None
+
+
+@pytest.mark.slow
+def test_faster_rcnn_preset_trains(records, tmp_path):
+    code, out, err = cli("train", "--config", "faster_rcnn_resnet50_fpn", "--data", records,
+                         "--model-dir", tmp_path / "frcnn", "--steps", "2", "-q",
+                         "--set", "task.model.input_size=[256,256,3]",
+                         "--set", "task.train_data.global_batch_size=2",
+                         "--set", "trainer.steps_per_loop=1",
+                         "--set", "task.model.backbone.resnet.model_id=18")
+    assert code == 0, out + err
+    assert Path(list_checkpoints(tmp_path / "frcnn")[-1]).name == "ckpt-2"
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_pipeline(tmp_path):
+    env = {**os.environ}
+    result = subprocess.run([sys.executable, "-m", "odapi", "demo", "--out", tmp_path / "demo",
+                             "--steps", "6", "--count", "40", "-q"],
+                            capture_output=True, text=True, timeout=1200, env=env)
+    assert result.returncode == 0, result.stderr
+    for step in ("1/4", "2/4", "3/4", "4/4"):
+        assert step in result.stdout
+    assert "AP50" in result.stdout and "circle" in result.stdout
+    assert (tmp_path / "demo" / "model" / "eval" / "metrics.json").exists()
