@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP_TOOLS_VERSION := 7.6.2
 
-.PHONY: setup protos test test-fast lint lock clean
+.PHONY: setup protos test test-fast lint demo bench image image-cuda lock clean
 
 setup: $(VENV)/.installed protos  ## create .venv from requirements.lock and compile the protos
 
@@ -26,15 +26,34 @@ test: setup lint  ## the whole suite, as CI runs it
 test-fast: setup  ## skip the slow tests
 	$(BIN)/pytest -m "not slow"
 
-# Regenerate requirements.lock (pinned, with hashes) from pyproject.toml, in a separate venv so
-# the project's own packages cannot leak into the resolution.
+demo: setup  ## synthetic data -> convert -> train -> evaluate, on the CPU, no Docker
+	$(BIN)/odapi demo --out demo-run
+
+# The images. Behind a TLS-intercepting proxy: make image EXTRA_CA=/path/to/ca-bundle.crt
+EXTRA_CA ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+BUILD = docker buildx build -f docker/Dockerfile $(if $(EXTRA_CA),--secret id=extra_ca,src=$(EXTRA_CA))
+image:  ## the cpu image, odapi:cpu
+	$(BUILD) --target cpu -t odapi:cpu .
+
+image-cuda:  ## the CUDA image, odapi:cuda (downloads ~3 GB of CUDA libraries)
+	$(BUILD) --target cuda -t odapi:cuda .
+
+bench: setup  ## run the benchmarks and rewrite docs/benchmarks.md
+	$(BIN)/python bench/demo_quality.py
+	$(BIN)/python bench/images.py
+
+# Regenerate the lock files (pinned, with hashes) from pyproject.toml, in a separate venv so the
+# project's own packages cannot leak into the resolution: requirements.lock for development and
+# CI, docker/requirements-{cpu,cuda}.lock for the image's two targets.
+PIP_COMPILE = env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null .lockenv/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras \
+	--index-url https://pypi.org/simple --no-emit-index-url
 lock:
 	$(PYTHON) -m venv .lockenv
 	.lockenv/bin/pip install --quiet pip-tools==$(PIP_TOOLS_VERSION)
-	env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null .lockenv/bin/pip-compile --quiet \
-		--extra dev --generate-hashes --allow-unsafe --strip-extras \
-		--index-url https://pypi.org/simple --no-emit-index-url \
-		-o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) -o docker/requirements-cpu.lock pyproject.toml
+	$(PIP_COMPILE) --extra cuda -o docker/requirements-cuda.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .lockenv build *.egg-info .pytest_cache .ruff_cache

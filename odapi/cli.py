@@ -98,7 +98,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from odapi.engine.train import summary_table, train
 
     _quiet_model_garden(args.verbose)
-    run = resolve(args.config, data=args.data, train_data=args.train_data,
+    data = args.data
+    if data is not None and not args.check:
+        from odapi.data.prepare import prepare_records
+        from odapi.data.split import parse_split_spec
+
+        data = prepare_records(data, args.model_dir / "records", demo_if_empty=args.demo_if_empty,
+                               split=parse_split_spec(args.split) if args.split else None,
+                               progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    run = resolve(args.config, data=data, train_data=args.train_data,
                   val_data=args.val_data, label_map=args.label_map, steps=args.steps,
                   sets=args.set, init_checkpoint=args.init_checkpoint,
                   eval_every=args.eval_every)
@@ -271,8 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path, required=True,
                    help="checkpoints, event files and the run manifest go here")
     p.add_argument("--data", type=Path, metavar="DIR",
-                   help="a folder written by `odapi convert`: its train-*, val-* records and "
-                        "label_map.pbtxt")
+                   help="a folder written by `odapi convert` (its train-*, val-* records and "
+                        "label_map.pbtxt), or a dataset in any format `convert` reads, which is "
+                        "converted into MODEL_DIR/records first")
+    p.add_argument("--split", metavar="SPEC",
+                   help="with a dataset --data: how to split it (default: its own train/valid "
+                        "folders, else train=0.8,val=0.2)")
+    p.add_argument("--demo-if-empty", action="store_true",
+                   help="train on the synthetic demo dataset when --data holds nothing "
+                        "(what `docker compose up` does without a dataset)")
     p.add_argument("--train-data", metavar="GLOB", help="training records (overrides --data)")
     p.add_argument("--val-data", metavar="GLOB", help="validation records (overrides --data)")
     p.add_argument("--label-map", type=Path, metavar="FILE", help="overrides --data's")

@@ -1,6 +1,6 @@
 """`odapi demo`: the whole pipeline on synthetic data, offline and on a CPU in minutes.
 
-demo-data -> convert (with a held-out validation split) -> train `configs/demo.yaml` ->
+demo data -> records (with a held-out validation split) -> train `configs/demo.yaml` ->
 evaluate on the held-out images -> a table of the result.
 """
 
@@ -12,8 +12,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from odapi.data.convert import ConvertOptions, convert
-from odapi.data.synthetic import write_demo_dataset
+from odapi.data.prepare import prepare_records
 from odapi.engine.config import resolve
 from odapi.engine.train import TrainResult, summary_table, train
 from odapi.errors import OdapiError
@@ -35,17 +34,10 @@ class DemoResult:
 def run_demo(out: Path, steps: int | None = None, count: int = 400, progress: bool = True,
              log: Callable[[str], None] = print) -> DemoResult:
     out = Path(out)
-    data, records, model_dir = out / "data", out / "records", out / "model"
-    if not (data / "voc").exists():
-        log(f"1/4 generating {count} synthetic images in {data}")
-        write_demo_dataset(data, count=count, seed=0, formats=("voc",))
-    else:
-        log(f"1/4 reusing the synthetic images in {data}")
-    if not (records / "report.json").exists():
-        log(f"2/4 converting them to {records}")
-        convert([data / "voc"], records, ConvertOptions(split=DEMO_SPLIT, progress=progress))
-    else:
-        log(f"2/4 reusing the records in {records}")
+    records, model_dir = out / "records", out / "model"
+    log(f"1/4 synthetic images, 2/4 records in {records}")
+    prepare_records(out / "data", records, demo_if_empty=True, split=DEMO_SPLIT,
+                    demo_images=count, progress=progress, log=log)
     run = resolve("demo", data=records, steps=steps)
     run.eval_every = run.train_steps  # one evaluation, on the held-out images, at the end
     log(f"3/4 training configs/demo.yaml for {run.train_steps} steps into {model_dir} "

@@ -36,6 +36,7 @@ class ConvertOptions:
     coords: Literal["auto", "pixel", "normalized"] = "auto"
     label_map: Path | None = None  # None: build from the annotations, classes sorted by name
     split: dict[str, float] | None = None  # None: keep the input's splits
+    default_split: dict[str, float] | None = None  # applied when the input has no splits
     seed: int = 0
     shards: int | None = None  # per split; None: about 100 MB each
     workers: int | None = None  # None: all cores
@@ -123,7 +124,10 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
     if not images:
         raise ConversionFailed("no images to convert", report)
 
-    splits = assign_splits(images, options.split, options.seed)
+    fractions = options.split
+    if fractions is None and not any(image.split for image in images):
+        fractions = options.default_split
+    splits = assign_splits(images, fractions, options.seed)
     # source ids: 1..N in path order, stable across runs, worker counts and formats
     order = sorted(range(len(images)), key=lambda i: str(images[i].image_path))
     source_ids = {index: rank for rank, index in enumerate(order, start=1)}
