@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _quiet_model_garden(args.verbose)
     data = args.data
-    if data is not None and not args.check:
+    if data is not None and not args.check and not _is_pipeline_config(args.config):
         from odapi.data.prepare import prepare_records
         from odapi.data.split import parse_split_spec
 
@@ -109,7 +109,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = resolve(args.config, data=data, train_data=args.train_data,
                   val_data=args.val_data, label_map=args.label_map, steps=args.steps,
                   sets=args.set, init_checkpoint=args.init_checkpoint,
-                  eval_every=args.eval_every)
+                  eval_every=args.eval_every,
+                  sample_1_of_n_eval=args.sample_1_of_n_eval_examples)
+    for note in run.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.check:
         import yaml
 
@@ -117,9 +120,53 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"config {run.source} resolves: {len(run.label_map)} classes (model outputs "
               f"{run.label_map.max_id + 1} with background); nothing was trained (--check)")
         return EXIT_OK
+    from odapi.engine.eval_subset import use_eval_subset
+
+    subset = use_eval_subset(run, args.model_dir)
+    if subset and subset.path:
+        print(f"evaluating {subset.examples} of {subset.total} validation examples (1 in "
+              f"{subset.every}{f', at most {subset.limit}' if subset.limit else ''}): "
+              f"{subset.path}", file=sys.stderr)
     result = train(run, args.model_dir, progress=not args.quiet, verbose=args.verbose)
     print(summary_table(result))
     return 130 if result.interrupted else EXIT_OK
+
+
+def _is_pipeline_config(config: str) -> bool:
+    from odapi.engine.config import find_config
+    from odapi.engine.pipeline_config import is_pipeline_config
+
+    return is_pipeline_config(find_config(config))
+
+
+def cmd_config_explain(args: argparse.Namespace) -> int:
+    from odapi.engine.pipeline_translate import translate
+
+    translation = translate(args.file, data=args.data)
+    counts = translation.counts()
+    print(translation.table())
+    print(f"\n{len(translation.fates)} fields: {counts['applied']} applied, "
+          f"{counts['approximated']} approximated, {counts['ignored']} ignored")
+    print(f"\nModel Garden experiment: {translation.summary}; what `odapi config convert` "
+          f"writes (`odapi train --config {args.file} --check` shows it fully resolved):\n")
+    print(translation.to_yaml())
+    return EXIT_OK
+
+
+def cmd_config_convert(args: argparse.Namespace) -> int:
+    from odapi.atomic import atomic_write_text
+    from odapi.engine.pipeline_translate import translate
+
+    if args.out.exists() and not args.overwrite:
+        raise OdapiError("exists already; pass --overwrite to replace it", where=str(args.out))
+    translation = translate(args.file, data=args.data)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, translation.to_yaml())
+    counts = translation.counts()
+    print(f"wrote {args.out}: {translation.summary} ({counts['approximated']} field(s) "
+          f"approximated, {counts['ignored']} ignored; see `odapi config explain {args.file}`)")
+    print(f"train it with: odapi train --config {args.out} --model-dir DIR")
+    return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -275,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                "\\\n      --init-checkpoint retinanet-resnet50/ckpt-33264 --eval-every 1000\n"
                "  odapi train --config demo --data records --model-dir runs/x "
                "--set task.train_data.global_batch_size=4")
-    p.add_argument("--config", required=True, help="preset name or experiment YAML")
+    p.add_argument("--config", required=True,
+                   help="preset name, experiment YAML, or an OD API pipeline.config")
     p.add_argument("--model-dir", type=Path, required=True,
                    help="checkpoints, event files and the run manifest go here")
     p.add_argument("--data", type=Path, metavar="DIR",
@@ -291,13 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", metavar="GLOB", help="training records (overrides --data)")
     p.add_argument("--val-data", metavar="GLOB", help="validation records (overrides --data)")
     p.add_argument("--label-map", type=Path, metavar="FILE", help="overrides --data's")
-    p.add_argument("--steps", type=positive_int, metavar="N", help="train until step N")
+    p.add_argument("--steps", "--num-train-steps", "--num_train_steps", dest="steps",
+                   type=positive_int, metavar="N", help="train until step N")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a Model Garden config key, e.g. trainer.train_steps=500 "
                         "(repeatable; values are YAML)")
     p.add_argument("--init-checkpoint", metavar="PATH",
                    help="fine-tune from a Model Garden checkpoint or another odapi run's model "
                         "dir; with another class count only backbone and decoder are restored")
+    p.add_argument("--sample-1-of-n-eval-examples", "--sample_1_of_n_eval_examples",
+                   dest="sample_1_of_n_eval_examples", type=positive_int, metavar="N",
+                   help="evaluate every Nth validation example (a sample written into the "
+                        "model dir)")
     p.add_argument("--eval-every", type=positive_int, metavar="N",
                    help="evaluate on the validation records every N steps, in this process")
     p.add_argument("--check", action="store_true",
@@ -342,6 +395,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic images (default: 400)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=cmd_demo)
+
+    p = add(
+        "config", help="explain or convert an OD API pipeline.config",
+        description="An OD API pipeline.config trains as it is (`odapi train --config "
+                    "pipeline.config`). These show what becomes of each of its fields in Model "
+                    "Garden, or write the resulting experiment as odapi YAML.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, run, summary in (
+            ("explain", cmd_config_explain, "list each field with its fate (applied, "
+             "approximated or ignored), then the resulting Model Garden experiment"),
+            ("convert", cmd_config_convert, "write the resulting experiment as YAML that "
+             "`odapi train --config` accepts")):
+        action = actions.add_parser(name, parents=[common], help=summary, description=summary)
+        action.add_argument("file", type=Path, metavar="PIPELINE_CONFIG")
+        action.add_argument("--data", type=Path, metavar="DIR",
+                            help="where the config's relative paths may point, after its own "
+                                 "folder (odapi train's --data)")
+        if name == "convert":
+            action.add_argument("-o", "--out", type=Path, required=True,
+                                metavar="EXPERIMENT_YAML")
+            action.add_argument("--overwrite", action="store_true",
+                                help="replace an existing file")
+        action.set_defaults(run=run)
 
     p = add(
         "doctor", help="check TensorFlow, Model Garden, GPUs, protos and folder access",

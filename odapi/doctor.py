@@ -69,7 +69,7 @@ def _check_protos() -> Check:
         return Check("protos", False, f"not compiled or out of date: "
                      f"{', '.join(p.name for p in stale)}; run `python -m odapi.protos.compile`")
     try:
-        from odapi.protos import string_int_label_map_pb2  # noqa: F401
+        from odapi.protos import pipeline_pb2, string_int_label_map_pb2  # noqa: F401
     except Exception as e:
         return Check("protos", False, f"compiled but do not import ({e}); "
                      "run `python -m odapi.protos.compile`")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import odapi
 
-COMMANDS = ["convert", "inspect", "demo-data", "train", "eval", "tensorboard", "demo", "doctor"]
+COMMANDS = ["convert", "inspect", "demo-data", "train", "config", "eval", "tensorboard", "demo",
+            "doctor"]
 
 
 def test_installed_console_script_lists_exactly_the_working_commands():

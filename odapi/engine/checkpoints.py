@@ -81,6 +81,24 @@ def _checkpoint_num_classes(prefix: str) -> int | None:
         return None
 
 
+def _od_api_layout(names: set[str]) -> str | None:
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in names:
+        return "TF1 name-based"
+    if any(n.startswith(("model/_feature_extractor", "model/_box_predictor")) for n in names):
+        return "TF2 model-zoo"
+    return None
+
+
+def od_api_layout(prefix: str) -> str | None:
+    """How `prefix` is laid out if the OD API wrote it: "TF1 name-based", "TF2 model-zoo"."""
+    import tensorflow as tf
+
+    try:
+        return _od_api_layout({name for name, _ in tf.train.list_variables(prefix)})
+    except (tf.errors.OpError, ValueError):
+        return None
+
+
 def _top_levels(variables: list[tuple[str, list[int]]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for name, _ in variables:
@@ -104,15 +122,15 @@ def restore_for_fine_tuning(model, checkpoint: str | Path, num_classes: int) -> 
     names = {name for name, _ in variables}
     tops = _top_levels(variables)
     found = ", ".join(f"{k}/ ({n} variables)" for k, n in sorted(tops.items())) or "nothing"
-    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in names:
+    layout = _od_api_layout(names)
+    if layout == "TF1 name-based":
         raise OdapiError(
             f"this is a TF1 name-based checkpoint (it holds {len(variables)} variables such as "
             f"{variables[0][0] if variables else '?'!r}), as the TF Object Detection API's "
             "model zoo shipped; its variables do not map onto Model Garden models. Fine-tune "
             f"from {MODEL_GARDEN_CHECKPOINTS}, or from another odapi run's model dir",
             where=str(checkpoint))
-    if any(n.startswith("model/_feature_extractor") or n.startswith("model/_box_predictor")
-           for n in names):
+    if layout == "TF2 model-zoo":
         raise OdapiError(
             "this is a TF Object Detection API (TF2 model zoo) checkpoint: it holds "
             f"{found}, laid out as the OD API's SSD/Faster R-CNN classes, which Model Garden "

@@ -2,7 +2,8 @@
 
 CONFIG is a preset name from `configs/` or a YAML file: Model Garden's experiment keys (`task`,
 `trainer`, `runtime`) under an `experiment:` naming the registered Model Garden experiment to
-start from, plus odapi's `label_map:`. Resolution, in order: the experiment's defaults; odapi's
+start from, plus odapi's `label_map:`. An OD API pipeline.config is translated into the same
+tree first (`pipeline_translate`). Resolution, in order: the experiment's defaults; odapi's
 defaults for training on your own records (no COCO annotation file, no unreachable gs://
 checkpoints, every validation image evaluated); the YAML; `--set key=value`; the command line's
 data paths and steps; the class count from the label map; the device policy (GPU if present).
@@ -64,6 +65,10 @@ class RunConfig:
     init_checkpoint: str | None = None
     eval_every: int | None = None
     explicit_keys: set[str] = field(default_factory=set)  # keys the user set, dotted
+    eval_sample_every: int = 1  # evaluate every Nth validation example
+    eval_sample_limit: int | None = None  # and at most this many
+    eval_subset: dict | None = None  # the sample written for that (eval_subset.py)
+    notes: list[str] = field(default_factory=list)  # approximations the user should know
 
     @property
     def train_steps(self) -> int:
@@ -78,7 +83,7 @@ class RunConfig:
         return str(self.params.task.validation_data.input_path)
 
     def to_dict(self) -> dict:
-        return {
+        result = {
             "experiment": self.experiment,
             "source": self.source,
             "label_map": str(self.label_map_path),
@@ -86,6 +91,11 @@ class RunConfig:
             "eval_every": self.eval_every,
             "params": self.params.as_dict(),
         }
+        if self.eval_subset:
+            result["eval_subset"] = self.eval_subset
+        if self.notes:
+            result["notes"] = self.notes
+        return result
 
 
 def _load_yaml(path: Path) -> dict:
@@ -128,18 +138,29 @@ def _nest(dotted: str, value: Any) -> dict:
 
 
 def _valid_keys(params) -> set[str]:
-    """Every dotted key of the config, inactive one-of branches (e.g. `adamw`) included."""
+    """Every dotted key of the config, inactive one-of branches (e.g. `adamw`) and unset
+    optional blocks (e.g. `parser.aug_type`) included."""
     import dataclasses
+    import typing
 
     from official.modeling.hyperparams import base_config
 
     keys: set[str] = set()
+
+    def unset_block(annotation):
+        """A default instance of the Config class an `Optional[...]` field holds, if any."""
+        for candidate in (annotation, *typing.get_args(annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, base_config.Config):
+                return candidate()
+        return None
 
     def walk(config, prefix: str):
         for f in dataclasses.fields(config):
             dotted = f"{prefix}{f.name}"
             keys.add(dotted)
             value = getattr(config, f.name, None)
+            if value is None:
+                value = unset_block(f.type)
             if isinstance(value, base_config.Config):
                 walk(value, dotted + ".")
 
@@ -231,17 +252,32 @@ def _device_policy(params, explicit: set[str]) -> None:
 def resolve(config: str | Path, *, data: Path | None = None, train_data: str | None = None,
             val_data: str | None = None, label_map: Path | None = None,
             steps: int | None = None, sets: list[str] = (), init_checkpoint: str | None = None,
-            eval_every: int | None = None) -> RunConfig:
+            eval_every: int | None = None,
+            sample_1_of_n_eval: int | None = None) -> RunConfig:
     """Resolve CONFIG and the command line into a RunConfig (no TensorFlow graph is built).
 
     `data` is a folder written by `odapi convert`: its train-*, val-* records and label map.
+    A pipeline.config names its own records and label map; `data` is then the second place
+    its relative paths are looked up, and fills in only what the config leaves out.
     """
     from official.core import exp_factory
     from official.vision import registry_imports  # noqa: F401  (registers the experiments)
 
+    from odapi.engine.pipeline_config import is_pipeline_config
+
     path = find_config(config)
     base = path.parent
-    tree = _load_yaml(path)
+    pipeline = None
+    if is_pipeline_config(path):
+        from odapi.engine.pipeline_translate import translate
+
+        given = {key: str(value) for key, value in (
+            ("train_data", train_data), ("val_data", val_data), ("label_map", label_map),
+            ("init_checkpoint", init_checkpoint)) if value}
+        pipeline = translate(path, data=data, given=given)
+        tree = copy.deepcopy(pipeline.tree)
+    else:
+        tree = _load_yaml(path)
     experiment = tree.pop("experiment", None)
     if not experiment:
         raise OdapiError("the config does not name its Model Garden experiment; add e.g. "
@@ -269,9 +305,12 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
     # data: command line > --data folder > config file
     if data is not None:
         data = Path(data)
-        train_data = train_data or str(data / "train-*.tfrecord")
-        val_data = val_data or str(data / "val-*.tfrecord")
-        label_map = label_map or data / "label_map.pbtxt"
+        if not (pipeline and pipeline.train_data):
+            train_data = train_data or str(data / "train-*.tfrecord")
+        if not (pipeline and pipeline.val_data):
+            val_data = val_data or str(data / "val-*.tfrecord")
+        if not (pipeline and pipeline.label_map):
+            label_map = label_map or data / "label_map.pbtxt"
     paths: dict = {"task": {"train_data": {}, "validation_data": {}}}
     if train_data:
         paths["task"]["train_data"]["input_path"] = str(train_data)
@@ -293,6 +332,8 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
         raise OdapiError("no label map: pass --data DIR (a folder `odapi convert` wrote), "
                          "--label-map FILE, or set label_map: in the config", where=str(path))
     labels = LabelMap.read(Path(label_map))
+    if pipeline:
+        pipeline.check_label_map(labels, Path(label_map))
     num_classes = labels.max_id + 1  # Model Garden counts the background class
     if "task.model.num_classes" in explicit and \
             params.task.model.num_classes != num_classes:
@@ -315,4 +356,8 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
         raise OdapiError(f"the resolved config is inconsistent: {e}", where=str(path)) from None
     return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
                      label_map_path=Path(label_map), init_checkpoint=checkpoint,
-                     eval_every=eval_every, explicit_keys=explicit)
+                     eval_every=eval_every, explicit_keys=explicit,
+                     eval_sample_every=sample_1_of_n_eval
+                     or (pipeline.eval_every_nth if pipeline else 1),
+                     eval_sample_limit=pipeline.max_eval_examples if pipeline else None,
+                     notes=pipeline.warnings() if pipeline else [])
