@@ -178,7 +178,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     def show(result) -> None:
         rows = [[name, f"{value:.3f}"] for name, value in result.metrics.items()]
-        print(f"step {result.step} ({result.checkpoint})"
+        print(f"step {result.step} ({result.checkpoint}; results in {result.metrics_file})"
               + ("  best so far" if result.is_best else ""))
         print(tabulate(rows, tablefmt="plain"))
         per_class = [[name, f"{v['AP']:.3f}", f"{v['AP50']:.3f}"]
@@ -189,8 +189,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            follow=args.follow, poll_seconds=args.poll, timeout=args.timeout,
                            on_result=show, on_wait=lambda m: print(m, flush=True))
     if not results:
-        print("nothing new to evaluate: every checkpoint's step is already in "
-              f"{args.model_dir}/eval/metrics.json")
+        print("nothing new to evaluate: every checkpoint's step already has results under "
+              f"{args.model_dir}")
     return EXIT_OK
 
 
@@ -207,6 +207,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.out, steps=args.steps, count=args.count, progress=not args.quiet,
                       log=print)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from odapi.export import export_model
+
+    _quiet_model_garden(args.verbose)
+    result = export_model(args.model_dir, args.out, checkpoint=args.checkpoint,
+                          input_type=args.input_type, tflite=args.tflite, quantize=args.quantize,
+                          overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
+    rows = [["SavedModel", f"{result.out}/saved_model ({result.input_type})"],
+            ["checkpoint", f"{result.checkpoint} (step {result.step})"]]
+    for path, check in zip(result.tflite, result.tflite_checks.values(), strict=True):
+        rows.append([path.name, f"matches the SavedModel on {check['images']} images: "
+                     f"{check['compared']} detections, score difference <= "
+                     f"{check['max_score_difference']:.4f}, IoU >= {check['min_iou']:.3f}"])
+    print(tabulate(rows, tablefmt="plain"))
+    print(f"signature and classes: {result.out}/README.md")
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from odapi.predict import predict
+
+    _quiet_model_garden(args.verbose)
+    report = predict(args.model, args.inputs, args.out, threshold=args.threshold,
+                     max_detections=args.max_detections, batch_size=args.batch_size,
+                     ground_truth=args.ground_truth, progress=not args.quiet,
+                     log=lambda m: print(m, file=sys.stderr))
+    print(f"{report.images} image(s), {report.detections} detection(s) scored >= "
+          f"{args.threshold}; wrote {report.out}/images/, detections.json, detections.csv")
+    if report.unreadable:
+        print(f"{len(report.unreadable)} input(s) could not be read (listed above)")
+    if report.metrics is not None:
+        print(tabulate([[k, f"{v:.3f}"] for k, v in report.metrics.items()], tablefmt="plain"))
+        print(tabulate([[n, f"{v['AP']:.3f}", f"{v['AP50']:.3f}"]
+                        for n, v in report.per_class.items()], headers=["class", "AP", "AP50"]))
+    return EXIT_OK if report.images else EXIT_FAILED
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -359,6 +400,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train)
 
     p = add(
+        "config", help="explain or convert an OD API pipeline.config",
+        description="An OD API pipeline.config trains as it is (`odapi train --config "
+                    "pipeline.config`). These show what becomes of each of its fields in Model "
+                    "Garden, or write the resulting experiment as odapi YAML.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, run, summary in (
+            ("explain", cmd_config_explain, "list each field with its fate (applied, "
+             "approximated or ignored), then the resulting Model Garden experiment"),
+            ("convert", cmd_config_convert, "write the resulting experiment as YAML that "
+             "`odapi train --config` accepts")):
+        action = actions.add_parser(name, parents=[common], help=summary, description=summary)
+        action.add_argument("file", type=Path, metavar="PIPELINE_CONFIG")
+        action.add_argument("--data", type=Path, metavar="DIR",
+                            help="where the config's relative paths may point, after its own "
+                                 "folder (odapi train's --data)")
+        if name == "convert":
+            action.add_argument("-o", "--out", type=Path, required=True,
+                                metavar="EXPERIMENT_YAML")
+            action.add_argument("--overwrite", action="store_true",
+                                help="replace an existing file")
+        action.set_defaults(run=run)
+
+    p = add(
         "eval", help="COCO AP/AR with per-class AP for a run's checkpoints",
         description="Evaluate the latest checkpoint of a run on its validation records (or "
                     "--val-data), writing TensorBoard summaries and eval/metrics.json. With "
@@ -368,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true",
                    help="evaluate each new checkpoint until the run's final step")
     p.add_argument("--checkpoint", metavar="PATH", help="evaluate this checkpoint instead")
-    p.add_argument("--val-data", metavar="GLOB", help="other validation records")
+    p.add_argument("--val-data", metavar="GLOB",
+                   help="other records to evaluate on; results go to their own eval-* folder")
     p.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
                    help="how often --follow looks for checkpoints (default: 10)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
@@ -397,27 +462,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo)
 
     p = add(
-        "config", help="explain or convert an OD API pipeline.config",
-        description="An OD API pipeline.config trains as it is (`odapi train --config "
-                    "pipeline.config`). These show what becomes of each of its fields in Model "
-                    "Garden, or write the resulting experiment as odapi YAML.")
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for name, run, summary in (
-            ("explain", cmd_config_explain, "list each field with its fate (applied, "
-             "approximated or ignored), then the resulting Model Garden experiment"),
-            ("convert", cmd_config_convert, "write the resulting experiment as YAML that "
-             "`odapi train --config` accepts")):
-        action = actions.add_parser(name, parents=[common], help=summary, description=summary)
-        action.add_argument("file", type=Path, metavar="PIPELINE_CONFIG")
-        action.add_argument("--data", type=Path, metavar="DIR",
-                            help="where the config's relative paths may point, after its own "
-                                 "folder (odapi train's --data)")
-        if name == "convert":
-            action.add_argument("-o", "--out", type=Path, required=True,
-                                metavar="EXPERIMENT_YAML")
-            action.add_argument("--overwrite", action="store_true",
-                                help="replace an existing file")
-        action.set_defaults(run=run)
+        "export", help="write a trained run as a SavedModel (and TFLite) for inference",
+        description="Export a run's checkpoint as a SavedModel whose serving signature returns "
+                    "what OD API inference code reads: detection_boxes (normalized "
+                    "[ymin, xmin, ymax, xmax] of the original image), detection_scores, "
+                    "detection_classes (label-map ids) and num_detections. The label map, a "
+                    "manifest and a README of the signature go next to it.")
+    p.add_argument("--model-dir", type=Path, required=True, help="a run `odapi train` wrote")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the export folder")
+    p.add_argument("--checkpoint", default="best", metavar="best|latest|PATH",
+                   help="best: the highest eval AP `odapi eval` recorded (default); latest; "
+                        "or a checkpoint path")
+    p.add_argument("--input-type", default="image_tensor",
+                   choices=["image_tensor", "image_bytes", "tf_example"],
+                   help="what the signature takes (default: image_tensor, uint8 images)")
+    p.add_argument("--tflite", action="store_true",
+                   help="also write model.tflite, checked against the SavedModel")
+    p.add_argument("--quantize", action="store_true",
+                   help="with --tflite, also a dynamic-range quantized model_quantized.tflite")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    p.set_defaults(run=cmd_export)
+
+    p = add(
+        "predict", help="run an exported model on images; optional AP against ground truth",
+        description="Detect objects in images, folders and globs with an `odapi export`. "
+                    "Writes annotated images, detections.json (COCO results) and "
+                    "detections.csv. With --ground-truth (any format `convert` reads) it also "
+                    "reports COCO AP and draws missed and false boxes in other colours.")
+    p.add_argument("--model", type=Path, required=True, help="an `odapi export` folder")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="minimum score to draw and list a detection (default: 0.5)")
+    p.add_argument("--max-detections", type=positive_int, default=100, metavar="N")
+    p.add_argument("--batch-size", type=positive_int, default=8, metavar="N")
+    p.add_argument("--ground-truth", type=Path, metavar="ANNOTATIONS",
+                   help="annotations of the same images, in any format `convert` reads")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_predict)
 
     p = add(
         "doctor", help="check TensorFlow, Model Garden, GPUs, protos and folder access",

@@ -165,6 +165,18 @@ def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
             "label": [f"com.docker.compose.project={project}",
                       "com.docker.compose.service=tensorboard"]})[0]
         assert _wait_healthy(healthy)
+
+        # the tool services, on the same volumes
+        exported = compose(env, "run", "--rm", "--no-deps", "export", "--model-dir", "/model",
+                           "--out", "/model/export")
+        assert exported.returncode == 0, exported.stdout + exported.stderr
+        assert (model_dir / "export" / "saved_model" / "saved_model.pb").exists()
+        predicted = compose(env, "run", "--rm", "--no-deps", "predict", "--model",
+                            "/model/export", "/model/demo-data/images", "--out",
+                            "/model/predictions", "-q")
+        assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+        assert (model_dir / "predictions" / "detections.json").exists()
+        assert (model_dir / "predictions" / "images").stat().st_uid == HOST_UID
     finally:
         down = compose(env, "down", "--volumes", "--remove-orphans")
     assert down.returncode == 0, down.stderr

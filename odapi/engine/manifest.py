@@ -60,6 +60,24 @@ def versions() -> dict:
     }
 
 
+def load_run(model_dir: Path):
+    """A finished or running run's Model Garden params, label map and manifest, from its dir."""
+    from official.core import exp_factory
+    from official.vision import registry_imports  # noqa: F401  (registers the experiments)
+
+    from odapi.errors import OdapiError
+    from odapi.labelmap import LabelMap
+
+    manifest = read_manifest(model_dir)
+    if manifest is None:
+        raise OdapiError("no odapi run here (manifest.json is missing); give the --model-dir "
+                         "that `odapi train` writes to", where=str(model_dir))
+    config = manifest["config"]
+    params = exp_factory.get_exp_config(config["experiment"])
+    params.override(config["params"], is_strict=False)
+    return params, LabelMap.read(Path(model_dir) / "label_map.pbtxt"), manifest
+
+
 def dataset_cache(manifest: dict | None) -> dict[str, dict]:
     """Earlier scans of record files, by path, for `preflight.scan_records`."""
     cache = {}

@@ -9,6 +9,7 @@ summaries (with pictures of ground truth beside detections) under `eval/`, and r
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import math
 import time
@@ -21,7 +22,7 @@ import numpy as np
 from odapi.data.examples import DetectionExample, from_tf_example
 from odapi.data.records import read_records
 from odapi.engine.checkpoints import checkpoint_step, latest_checkpoint, list_checkpoints
-from odapi.engine.manifest import now, read_manifest
+from odapi.engine.manifest import load_run, now, read_manifest
 from odapi.engine.preflight import record_files
 from odapi.errors import OdapiError
 from odapi.evaluation.coco import PerClassCOCOEvaluator
@@ -40,25 +41,27 @@ class EvalResult:
     losses: dict[str, float]
     is_best: bool = False
     checkpoint: str | None = None
+    metrics_file: str | None = None
 
 
 class Evaluator:
     """Evaluates one run's model on its validation records, step after step."""
 
-    def __init__(self, params, label_map: LabelMap, model_dir: Path, task=None, model=None):
+    def __init__(self, params, label_map: LabelMap, model_dir: Path, task=None, model=None,
+                 subdir: str = EVAL_DIR):
         import tensorflow as tf
         from official.core import task_factory
 
         self.params = params
         self.label_map = label_map
         self.model_dir = Path(model_dir)
-        self.store = MetricsStore(self.model_dir)
+        self.store = MetricsStore(self.model_dir, subdir)
         self.task = task or task_factory.get_task(params.task, logging_dir=str(model_dir))
         self.model = model or self.task.build_model()
         self.task.build_metrics(training=False)  # defines the task's coco_metric output
         self.dataset = self.task.build_inputs(params.task.validation_data)
         self.samples = self._fixed_samples()
-        self.writer = tf.summary.create_file_writer(str(self.model_dir / EVAL_DIR))
+        self.writer = tf.summary.create_file_writer(str(self.model_dir / subdir))
         task_, model_ = self.task, self.model
 
         @tf.function
@@ -131,7 +134,8 @@ class Evaluator:
         entry = {"step": step, "checkpoint": checkpoint, "time": now(), "metrics": metrics,
                  "per_class": per_class, "losses": mean_losses}
         is_best = self.store.add(entry, checkpoint)
-        return EvalResult(step, metrics, per_class, mean_losses, is_best, checkpoint)
+        return EvalResult(step, metrics, per_class, mean_losses, is_best, checkpoint,
+                          str(self.store.path))
 
     def _collect_pictures(self, groundtruths, predictions, pictures) -> None:
         ids = [s.decode() if isinstance(s, bytes) else str(s)
@@ -152,17 +156,12 @@ class Evaluator:
 
 def evaluator_for_run(model_dir: Path, val_data: str | None = None) -> Evaluator:
     """An Evaluator built from what `odapi train` recorded in the model dir."""
-    from official.core import exp_factory
-
-    manifest = read_manifest(model_dir)
-    if manifest is None:
-        raise OdapiError("no odapi run here (manifest.json is missing); give the --model-dir "
-                         "that `odapi train` writes to", where=str(model_dir))
-    config = manifest["config"]
-    params = exp_factory.get_exp_config(config["experiment"])
-    params.override(config["params"], is_strict=False)
-    if val_data:
+    params, label_map, _ = load_run(model_dir)
+    subdir = EVAL_DIR
+    if val_data and val_data != params.task.validation_data.input_path:
         params.override({"task": {"validation_data": {"input_path": val_data}}})
+        # other data: its own results folder, never mixed with the run's own or its best
+        subdir = f"{EVAL_DIR}-{hashlib.sha256(val_data.encode()).hexdigest()[:8]}"
     # evaluation runs where it is started: on the CPU unless this process sees a GPU
     import tensorflow as tf
 
@@ -174,8 +173,7 @@ def evaluator_for_run(model_dir: Path, val_data: str | None = None) -> Evaluator
         from official.modeling import performance
 
         performance.set_mixed_precision_policy("float32")
-    label_map = LabelMap.read(Path(model_dir) / "label_map.pbtxt")
-    return Evaluator(params, label_map, Path(model_dir))
+    return Evaluator(params, label_map, Path(model_dir), subdir=subdir)
 
 
 def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str | None = None,

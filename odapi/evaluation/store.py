@@ -19,9 +19,13 @@ BEST_DIR = "best"
 
 
 class MetricsStore:
-    def __init__(self, model_dir: Path):
+    """`subdir` is `eval` for the run's own validation data; other data gets its own folder,
+    and only the run's own results choose the best checkpoint."""
+
+    def __init__(self, model_dir: Path, subdir: str = EVAL_DIR):
         self.model_dir = Path(model_dir)
-        self.path = self.model_dir / EVAL_DIR / METRICS_FILE
+        self.subdir = subdir
+        self.path = self.model_dir / subdir / METRICS_FILE
 
     def load(self) -> dict:
         try:
@@ -43,7 +47,7 @@ class MetricsStore:
         data["evaluations"].append(entry)
         data["evaluations"].sort(key=lambda e: int(e["step"]))
         best = data.get("best")
-        is_best = checkpoint is not None and (
+        is_best = checkpoint is not None and self.subdir == EVAL_DIR and (
             best is None or entry["metrics"]["AP"] > best["AP"])
         if is_best:
             copied = copy_checkpoint(checkpoint, self.model_dir / BEST_DIR)

@@ -1,0 +1,195 @@
+"""`odapi export`: a trained run becomes a SavedModel (and optionally TFLite) people can use.
+
+The serving signature returns what TF Object Detection API users' inference code reads:
+`detection_boxes` ([ymin, xmin, ymax, xmax], normalized to the original image),
+`detection_scores`, `detection_classes` (label-map ids, float32 as in the OD API) and
+`num_detections` (float32). Any image size goes in. Next to the model: the label map, the
+export's manifest and a README of the signature. The export is written under a staging name and
+renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from odapi.engine.checkpoints import checkpoint_step, latest_checkpoint, resolve_checkpoint
+from odapi.engine.manifest import load_run, now
+from odapi.errors import OdapiError
+from odapi.evaluation.store import MetricsStore
+
+INPUT_TYPES = ("image_tensor", "image_bytes", "tf_example")
+SAVED_MODEL, TFLITE, TFLITE_QUANTIZED = "saved_model", "model.tflite", "model_quantized.tflite"
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    checkpoint: str
+    step: int | None
+    input_type: str
+    tflite: list[Path] = field(default_factory=list)
+    tflite_checks: dict[str, dict] = field(default_factory=dict)
+
+
+def choose_checkpoint(model_dir: Path, which: str) -> str:
+    """`best` (highest eval AP recorded by odapi eval), `latest`, or a path."""
+    if which == "best":
+        best = MetricsStore(model_dir).best()
+        if best is None:
+            raise OdapiError("no evaluation is recorded, so there is no best checkpoint; run "
+                             "`odapi eval` first or export with --checkpoint latest",
+                             where=str(model_dir))
+        return resolve_checkpoint(best["checkpoint"])
+    if which == "latest":
+        latest = latest_checkpoint(model_dir)
+        if latest is None:
+            raise OdapiError("the run has no checkpoint yet", where=str(model_dir))
+        return latest
+    return resolve_checkpoint(which)
+
+
+def _serving_module(params, input_type: str, batch_size: int | None):
+    """Model Garden's DetectionModule with outputs in the OD API's form, for every model type."""
+    import tensorflow as tf
+    from official.vision.ops import box_ops
+    from official.vision.serving import detection
+
+    class OdApiDetectionModule(detection.DetectionModule):
+        def serve(self, images):
+            outputs = super().serve(images)
+            info = outputs["image_info"]  # original size, scaled size, scale, offset
+            boxes = outputs["detection_boxes"] / tf.tile(info[:, 2:3, :], [1, 1, 2])
+            boxes = box_ops.normalize_boxes(boxes, info[:, 0:1, :])
+            return {
+                "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
+                "detection_scores": outputs["detection_scores"],
+                "detection_classes": tf.cast(outputs["detection_classes"], tf.float32),
+                "num_detections": tf.cast(outputs["num_detections"], tf.float32),
+            }
+
+    return OdApiDetectionModule(params, batch_size=batch_size,
+                                input_image_size=list(params.task.model.input_size[:2]),
+                                input_type=input_type)
+
+
+def _readme(input_type: str, label_map, params, result_step, tflite: list[Path]) -> str:
+    inputs = {
+        "image_tensor": "`inputs`: uint8 tensor [batch, height, width, 3], any size (RGB)",
+        "image_bytes": "`inputs`: string tensor [batch] of encoded JPEG or PNG images",
+        "tf_example": "`inputs`: string tensor [batch] of serialized tf.train.Example "
+                      "(image/encoded)",
+    }[input_type]
+    classes = "\n".join(f"| {i} | {n} |" for i, n in sorted(label_map.names_by_id.items()))
+    size = params.task.model.input_size[:2]
+    lite = "".join(f"\n- `{p.name}`" for p in tflite)
+    tflite_text = (f"""
+## TFLite
+{lite}
+
+Input: uint8 [1, {size[0]}, {size[1]}, 3], an RGB image resized to the model's input size.
+Outputs: the same four tensors. The models use TensorFlow ops beyond TFLite's built-ins (Select
+TF ops): the `tensorflow` Python package runs them as they are; on Android or iOS add the
+Select TF ops runtime.
+""" if tflite else "")
+    return f"""# odapi export
+
+A detector exported by odapi from step {result_step}. Load it without odapi:
+
+```python
+import tensorflow as tf
+detect = tf.saved_model.load("saved_model").signatures["serving_default"]
+out = detect(inputs=tf.constant(image[None], tf.uint8))  # image: uint8 [height, width, 3]
+```
+
+## Signature `serving_default`
+
+{inputs}
+
+| output | shape, dtype | meaning |
+|---|---|---|
+| `detection_boxes` | [batch, N, 4] float32 | [ymin, xmin, ymax, xmax] in [0, 1] of the image |
+| `detection_scores` | [batch, N] float32 | confidence, highest first |
+| `detection_classes` | [batch, N] float32 | label-map ids (see below) |
+| `num_detections` | [batch] float32 | how many of the N rows are detections |
+
+Boxes are relative to the image you pass in, whatever its size: the model resizes it to
+{size[0]}x{size[1]} internally, keeping its aspect ratio, and maps its boxes back.
+{tflite_text}
+## Classes (`label_map.pbtxt`)
+
+| id | name |
+|---:|---|
+{classes}
+"""
+
+
+def export_model(model_dir: Path, out: Path, checkpoint: str = "best",
+                 input_type: str = "image_tensor", tflite: bool = False, quantize: bool = False,
+                 overwrite: bool = False, log: Callable[[str], None] = print) -> ExportResult:
+    import tensorflow as tf
+    from official.core import export_base
+    from official.modeling import performance
+
+    model_dir, out = Path(model_dir), Path(out)
+    if input_type not in INPUT_TYPES:
+        raise OdapiError(f"unknown input type {input_type!r}; choose {', '.join(INPUT_TYPES)}")
+    if quantize and not tflite:
+        raise OdapiError("--quantize applies to the TFLite model: add --tflite")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise OdapiError("the export folder exists and is not empty; pass --overwrite to "
+                         "replace it, or choose another --out", where=str(out))
+    params, label_map, manifest = load_run(model_dir)
+    prefix = choose_checkpoint(model_dir, checkpoint)
+    step = checkpoint_step(prefix)
+    performance.set_mixed_precision_policy("float32")  # export float32 weights and math
+    params.override({"runtime": {"mixed_precision_dtype": "float32"}})
+
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        log(f"exporting {prefix} ({input_type}) to {out}")
+        module = _serving_module(params, input_type, batch_size=None)
+        export_base.export(
+            module, function_keys=[input_type], export_savedmodel_dir=str(staging / SAVED_MODEL),
+            checkpoint_path=prefix,
+            checkpoint=tf.train.Checkpoint(**module.model.checkpoint_items), timestamped=False)
+        result = ExportResult(out, prefix, step, input_type)
+        if tflite:
+            from odapi.tflite import check_against_saved_model, convert_to_tflite
+
+            variants = [(TFLITE, False)] + ([(TFLITE_QUANTIZED, True)] if quantize else [])
+            fixed = _serving_module(params, "image_tensor", batch_size=1)
+            tf.train.Checkpoint(**fixed.model.checkpoint_items).read(prefix).expect_partial()
+            for name, quantized in variants:
+                log(f"converting to TFLite{' (dynamic-range quantized)' if quantized else ''}")
+                path = staging / name
+                path.write_bytes(convert_to_tflite(fixed, params, quantized))
+                check = check_against_saved_model(path, staging / SAVED_MODEL, params,
+                                                  model_dir, quantized, input_type)
+                result.tflite.append(out / name)
+                result.tflite_checks[name] = check
+        label_map.write(staging / "label_map.pbtxt")
+        export_manifest = {
+            "created": now(), "source_model_dir": str(model_dir.resolve()),
+            "checkpoint": prefix, "step": step, "input_type": input_type,
+            "input_size": list(params.task.model.input_size[:2]),
+            "eval": MetricsStore(model_dir).best() if checkpoint == "best" else None,
+            "tflite": result.tflite_checks, "run": manifest,
+        }
+        (staging / "manifest.json").write_text(json.dumps(export_manifest, indent=2,
+                                                          default=str))
+        (staging / "README.md").write_text(_readme(input_type, label_map, params, step,
+                                                   [staging / p.name for p in result.tflite]))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result

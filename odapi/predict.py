@@ -1,0 +1,302 @@
+"""`odapi predict`: run an exported detector on images, folders and globs.
+
+Writes annotated images, `detections.json` (COCO results format) and `detections.csv`. With
+ground truth in any format `odapi convert` reads, it also reports COCO AP and draws what the
+model missed and what it found falsely in their own colours.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+
+from odapi.atomic import atomic_write_text
+from odapi.data.formats.common import is_image
+from odapi.errors import OdapiError
+from odapi.labelmap import LabelMap
+from odapi.visualize import class_color, draw_boxes
+
+FALSE_COLOR = (255, 40, 40)  # a detection matching no ground truth
+MISSED_COLOR = (255, 255, 255)  # ground truth no detection found
+MATCH_IOU = 0.5
+
+
+@dataclass
+class ImagePrediction:
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray  # [N, 4] normalized ymin, xmin, ymax, xmax
+    scores: np.ndarray
+    classes: np.ndarray  # label-map ids
+
+
+@dataclass
+class PredictReport:
+    out: Path
+    images: int = 0
+    detections: int = 0  # at or above the threshold
+    unreadable: list[str] = field(default_factory=list)
+    metrics: dict[str, float] | None = None  # with ground truth
+    per_class: dict[str, dict[str, float]] | None = None
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Image files, folders (their images, recursively) and globs, in a stable order."""
+    paths: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        if any(c in text for c in "*?["):
+            matched = sorted(Path(p) for p in glob.glob(text, recursive=True))
+        elif Path(text).is_dir():
+            matched = sorted(p for p in Path(text).rglob("*") if p.is_file() and is_image(p))
+        else:
+            matched = [Path(text)]  # a missing file is reported when it is read
+        if not matched:
+            raise OdapiError("matches no images", where=text)
+        paths.extend(matched)
+    return list(dict.fromkeys(paths))
+
+
+class ExportedDetector:
+    """An `odapi export` folder: its SavedModel signature and label map."""
+
+    def __init__(self, folder: Path):
+        import tensorflow as tf
+
+        folder = Path(folder)
+        if not (folder / "saved_model").is_dir():
+            raise OdapiError("not an odapi export (no saved_model/ inside); create one with "
+                             "`odapi export`", where=str(folder))
+        manifest = json.loads((folder / "manifest.json").read_text())
+        self.input_type = manifest.get("input_type", "image_tensor")
+        self.label_map = LabelMap.read(folder / "label_map.pbtxt")
+        self.serve = tf.saved_model.load(str(folder / "saved_model")).signatures[
+            "serving_default"]
+
+    def __call__(self, images: list[np.ndarray]) -> list[dict]:
+        """Detections for a batch of same-size uint8 RGB arrays."""
+        import tensorflow as tf
+
+        from odapi.tflite import _saved_model_input
+
+        if self.input_type == "image_tensor":
+            outputs = self.serve(inputs=tf.constant(np.stack(images)))
+        else:
+            parts = [_saved_model_input(image, self.input_type) for image in images]
+            outputs = self.serve(inputs=tf.concat(parts, axis=0))
+        outputs = {k: v.numpy() for k, v in outputs.items()}
+        results = []
+        for i in range(len(images)):
+            count = int(outputs["num_detections"][i])
+            results.append({"boxes": outputs["detection_boxes"][i][:count],
+                            "scores": outputs["detection_scores"][i][:count],
+                            "classes": outputs["detection_classes"][i][:count].astype(int)})
+        return results
+
+
+def _load(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def _batches(paths: list[Path], size: int, report: PredictReport, log):
+    """Readable images in batches of equal size (a tensor batch needs one shape)."""
+    pending: dict[tuple, list] = {}
+    for path in paths:
+        try:
+            pixels = _load(path)
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            report.unreadable.append(f"{path}: {e}")
+            log(f"skipped {path}: cannot read it as an image ({e})")
+            continue
+        group = pending.setdefault(pixels.shape, [])
+        group.append((path, pixels))
+        if len(group) == size:
+            yield pending.pop(pixels.shape)
+    yield from pending.values()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    y0, x0, y1, x1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, y1 - y0) * max(0.0, x1 - x0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _match(prediction: ImagePrediction, truth: list[tuple[int, np.ndarray]], keep: np.ndarray):
+    """Greedy matching at IoU 0.5, same class: (matched detection flags, missed truths)."""
+    matched = np.zeros(len(prediction.scores), bool)
+    used = set()
+    for i in np.argsort(-prediction.scores):
+        if not keep[i]:
+            continue
+        candidates = [(_iou(prediction.boxes[i], box), j) for j, (cls, box) in enumerate(truth)
+                      if cls == prediction.classes[i] and j not in used]
+        best = max(candidates, default=(0.0, -1))
+        if best[0] >= MATCH_IOU:
+            matched[i] = True
+            used.add(best[1])
+    missed = [t for j, t in enumerate(truth) if j not in used]
+    return matched, missed
+
+
+def _draw(prediction: ImagePrediction, pixels: np.ndarray, label_map: LabelMap,
+          threshold: float, truth: list[tuple[int, np.ndarray]] | None) -> Image.Image:
+    keep = prediction.scores >= threshold
+    names = label_map.names_by_id
+    boxes = [(b[1], b[0], b[3], b[2]) for b in prediction.boxes[keep]]
+    classes = [int(c) for c in prediction.classes[keep]]
+    labels = [names.get(c, str(c)) for c in classes]
+    scores = [float(s) for s in prediction.scores[keep]]
+    colors = [class_color(c) for c in classes]
+    if truth is not None:
+        matched, missed = _match(prediction, truth, keep)
+        flags = matched[keep]
+        labels = [label if ok else f"false {label}" for label, ok in zip(labels, flags,
+                                                                         strict=True)]
+        colors = [color if ok else FALSE_COLOR for color, ok in zip(colors, flags,
+                                                                    strict=True)]
+        for cls, box in missed:
+            boxes.append((box[1], box[0], box[3], box[2]))
+            labels.append(f"missed {names.get(cls, cls)}")
+            classes.append(cls)
+            scores.append(1.0)
+            colors.append(MISSED_COLOR)
+    return draw_boxes(Image.fromarray(pixels), boxes, labels, classes, scores=scores,
+                      colors=colors)
+
+
+def predict(model: Path, inputs: Iterable[str | Path], out: Path, threshold: float = 0.5,
+            max_detections: int = 100, batch_size: int = 8, ground_truth: Path | None = None,
+            progress: bool = True, log: Callable[[str], None] = print) -> PredictReport:
+    detector = ExportedDetector(model)
+    paths = expand_inputs(inputs)
+    truth = _GroundTruth(ground_truth, detector.label_map) if ground_truth else None
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    report = PredictReport(out)
+    coco_results, rows, predictions = [], [], []
+    with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
+        for batch in _batches(paths, batch_size, report, log):
+            results = detector([pixels for _, pixels in batch])
+            for (path, pixels), result in zip(batch, results, strict=True):
+                height, width = pixels.shape[:2]
+                size = np.array([height, width, height, width])
+                prediction = ImagePrediction(path, width, height,
+                                             result["boxes"][:max_detections],
+                                             result["scores"][:max_detections],
+                                             result["classes"][:max_detections])
+                predictions.append(prediction)
+                image_truth = truth.boxes_for(path, width, height) if truth else None
+                picture = _draw(prediction, pixels, detector.label_map, threshold, image_truth)
+                picture.save(out / "images" / f"{path.stem}.png")
+                image_id = truth.image_id(path) if truth else len(predictions)
+                for box, score, cls in zip(prediction.boxes, prediction.scores,
+                                           prediction.classes, strict=True):
+                    ymin, xmin, ymax, xmax = (float(v) for v in box * size)
+                    if score >= threshold:
+                        report.detections += 1
+                        rows.append([str(path), width, height,
+                                     detector.label_map.names_by_id.get(int(cls), int(cls)),
+                                     f"{score:.4f}", f"{xmin:.1f}", f"{ymin:.1f}",
+                                     f"{xmax:.1f}", f"{ymax:.1f}"])
+                    if score >= threshold or truth is not None:  # AP needs every detection
+                        coco_results.append({"image_id": image_id, "file_name": str(path),
+                                             "category_id": int(cls), "score": float(score),
+                                             "bbox": [xmin, ymin, xmax - xmin, ymax - ymin]})
+                report.images += 1
+                bar.update(1)
+        bar.update(len(report.unreadable))
+    atomic_write_text(out / "detections.json", json.dumps(coco_results))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["filename", "width", "height", "class", "score", "xmin", "ymin", "xmax",
+                     "ymax"])
+    writer.writerows(rows)
+    atomic_write_text(out / "detections.csv", buffer.getvalue())
+    if truth is not None:
+        report.metrics, report.per_class = truth.evaluate(predictions, coco_results,
+                                                          detector.label_map)
+        atomic_write_text(out / "metrics.json", json.dumps(
+            {"metrics": report.metrics, "per_class": report.per_class}, indent=2))
+    return report
+
+
+class _GroundTruth:
+    """Annotations read by odapi's converter, checked the same way, keyed by image."""
+
+    def __init__(self, source: Path, label_map: LabelMap):
+        from odapi.data.formats import ReadOptions, read_dataset
+
+        _, parsed = read_dataset(Path(source), ReadOptions())
+        self.images = {image.image_path.resolve(): image for image in parsed.images}
+        self.by_name = {image.image_path.name: image for image in parsed.images}
+        self.label_map = label_map
+        self.ids: dict[Path, int] = {}
+
+    def _find(self, path: Path):
+        return self.images.get(path.resolve()) or self.by_name.get(path.name)
+
+    def image_id(self, path: Path) -> int:
+        return self.ids.setdefault(path, len(self.ids) + 1)
+
+    def boxes_for(self, path: Path, width: int, height: int) -> list[tuple[int, np.ndarray]]:
+        from odapi.data.boxes import place_boxes
+
+        annotated = self._find(path)
+        if annotated is None:
+            return []
+        placed, _ = place_boxes(annotated, width, height, self.label_map)
+        return [(b.class_id, np.array([b.ymin, b.xmin, b.ymax, b.xmax])) for b in placed]
+
+    def evaluate(self, predictions: list[ImagePrediction], results: list[dict],
+                 label_map: LabelMap):
+        """COCO AP of the detections against the ground truth of the predicted images."""
+        import contextlib
+
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        from odapi.evaluation.coco import METRIC_NAMES, per_class_ap
+
+        images, annotations = [], []
+        for prediction in predictions:
+            image_id = self.image_id(prediction.path)
+            images.append({"id": image_id, "width": prediction.width,
+                           "height": prediction.height})
+            for cls, box in self.boxes_for(prediction.path, prediction.width, prediction.height):
+                y0, x0, y1, x1 = box * np.array([prediction.height, prediction.width] * 2)
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                    "category_id": cls, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                                    "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+        if not annotations:
+            raise OdapiError("none of the predicted images has ground truth in the given "
+                             "annotations; check that they name the same image files")
+        coco_gt = COCO()
+        coco_gt.dataset = {"images": images, "annotations": annotations, "categories": [
+            {"id": i, "name": n} for i, n in label_map.names_by_id.items()]}
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_gt.createIndex()
+            coco_dt = coco_gt.loadRes(results) if results else None
+            if coco_dt is None:
+                return dict.fromkeys(METRIC_NAMES, 0.0), {}
+            evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+            evaluator.params.imgIds = [image["id"] for image in images]
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+        metrics = {n: float(v) for n, v in zip(METRIC_NAMES, evaluator.stats, strict=True)}
+        per_class = {label_map.names_by_id.get(i, str(i)): v
+                     for i, v in per_class_ap(evaluator).items()}
+        return metrics, per_class
+
