@@ -19,6 +19,7 @@ from odapi.engine.config import RunConfig
 from odapi.engine.manifest import dataset_cache, now, read_manifest, versions, write_manifest
 from odapi.engine.progress import ProgressBar
 from odapi.errors import OdapiError
+from odapi.evaluation.store import MetricsStore
 
 
 @dataclass
@@ -145,8 +146,6 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
         result.end_step = int(trainer.global_step.numpy())
         result.seconds = time.monotonic() - started
         result.losses = {k: v for k, v in bar.latest.items() if "loss" in k}
-        from odapi.evaluation.store import MetricsStore
-
         result.best = MetricsStore(model_dir).best()
         session.update(ended=now(), end_step=result.end_step,
                        status="interrupted" if result.interrupted else "finished")

@@ -18,7 +18,7 @@ from odapi.data.annotations import (
     ParsedDataset,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, find_image, read_text
+from odapi.data.formats.common import ReadOptions, find_image, read_each, read_text
 from odapi.errors import OdapiError
 
 NAME = "coco"
@@ -37,15 +37,7 @@ def sniff(path: Path) -> bool:
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
-    dataset = ParsedDataset(images=[])
-    for path in files:
-        try:
-            images = _read_file(path, root, options, dataset)
-        except OdapiError as e:
-            dataset.issues.append(Issue(e.where or str(path), e.message, Action.SKIPPED_FILE))
-            continue
-        dataset.add(images, path, options.coords)
-    return dataset
+    return read_each(files, lambda path, dataset: _read_file(path, root, options, dataset))
 
 
 def _load(path: Path) -> dict:
@@ -145,7 +137,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
     if unused:
         names = ", ".join(f"{categories[c]!r} (id {c})" for c in unused)
         dataset.notes.append(f"{path}: categories without boxes are left out: {names}")
-    return [image for image in images.values() if image is not None]
+    dataset.add([image for image in images.values() if image is not None], path, options.coords)
 
 
 def write(images: list[AnnotatedImage], path: Path) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from odapi.data.annotations import Action, Issue, ParsedDataset
 from odapi.errors import OdapiError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -18,6 +20,19 @@ class ReadOptions:
     images: Path | None = None  # folder to look for images in, before the format's defaults
     class_name: str | None = None  # the tutorial CSV's single class
     coords: Literal["auto", "pixel", "normalized"] = "auto"
+
+
+def read_each(files: list[Path], read_file: Callable[[Path, ParsedDataset], None]
+              ) -> ParsedDataset:
+    """Run a format's `read_file` over its annotation files; a file that fails as a whole
+    (unreadable, empty, wrong columns) becomes a skipped-file issue, and the others go on."""
+    dataset = ParsedDataset(images=[])
+    for path in files:
+        try:
+            read_file(path, dataset)
+        except OdapiError as e:
+            dataset.issues.append(Issue(e.where or str(path), e.message, Action.SKIPPED_FILE))
+    return dataset
 
 
 def read_text(path: Path) -> str:

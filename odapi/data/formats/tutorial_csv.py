@@ -18,7 +18,7 @@ from odapi.data.annotations import (
     ParsedDataset,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, find_image, parse_float, read_text
+from odapi.data.formats.common import ReadOptions, find_image, parse_float, read_each, read_text
 from odapi.errors import OdapiError
 
 NAME = "tutorial-csv"
@@ -50,13 +50,7 @@ def _first_line(path: Path) -> str | None:
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
-    dataset = ParsedDataset(images=[])
-    for path in files:
-        try:
-            _read_file(path, root, options, dataset)
-        except OdapiError as e:
-            dataset.issues.append(Issue(e.where or str(path), e.message, Action.SKIPPED_FILE))
-    return dataset
+    return read_each(files, lambda path, dataset: _read_file(path, root, options, dataset))
 
 
 def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset) -> None:

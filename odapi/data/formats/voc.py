@@ -18,7 +18,7 @@ from odapi.data.annotations import (
     ParsedDataset,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, find_image, parse_float
+from odapi.data.formats.common import ReadOptions, find_image, parse_float, read_each
 from odapi.errors import OdapiError
 
 NAME = "voc"
@@ -45,15 +45,7 @@ def sniff(path: Path) -> bool:
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
-    dataset = ParsedDataset(images=[])
-    for path in files:
-        try:
-            image = _read_file(path, root, options, dataset)
-        except OdapiError as e:
-            dataset.issues.append(Issue(e.where or str(path), e.message, Action.SKIPPED_FILE))
-            continue
-        dataset.add([image], path, options.coords)
-    return dataset
+    return read_each(files, lambda path, dataset: _read_file(path, root, options, dataset))
 
 
 def _where(path: Path, element) -> str:
@@ -106,7 +98,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
             continue
         difficult = _text(obj, "difficult") in ("1", "true", "True")
         image.boxes.append(Box(name, *values, where=where, difficult=difficult))
-    return image
+    dataset.add([image], path, options.coords)
 
 
 def write(images: list[AnnotatedImage], folder: Path) -> None:
