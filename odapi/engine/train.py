@@ -8,6 +8,7 @@ atomically, so a kill at any moment leaves the latest listed checkpoint loadable
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,9 +82,11 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
     })
     session = {"started": now(), "start_step": None, "end_step": None}
     manifest["sessions"].append(session)
-    run.label_map.write(model_dir / "label_map.pbtxt")
-    write_manifest(model_dir, manifest)
-    train_utils.serialize_config(params, str(model_dir))  # Model Garden's params.yaml
+    chief = is_chief()
+    if chief:  # with several workers, one writes the run's files
+        run.label_map.write(model_dir / "label_map.pbtxt")
+        write_manifest(model_dir, manifest)
+        train_utils.serialize_config(params, str(model_dir))  # Model Garden's params.yaml
 
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
     strategy = distribute_utils.get_distribution_strategy(
@@ -110,10 +113,11 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
                   + (f"; {'; '.join(init.notes)}" if init.notes else ""))
     elif start_step:
         bar.write(f"resuming {model_dir} from step {start_step}")
-    write_manifest(model_dir, manifest)
+    if chief:
+        write_manifest(model_dir, manifest)
 
     evaluator = None
-    if run.eval_every and val_set:
+    if run.eval_every and val_set and chief:
         from odapi.evaluation.evaluate import Evaluator
 
         evaluator = Evaluator(params, run.label_map, model_dir, task=task, model=trainer.model)
@@ -154,8 +158,24 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
                              "best": result.best,
                              "last_eval": result.evaluations[-1].metrics
                              if result.evaluations else None}
-        write_manifest(model_dir, manifest)
+        if chief:
+            write_manifest(model_dir, manifest)
     return result
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's files: always, unless TF_CONFIG makes it a
+    non-chief worker of a multi-worker run (Model Garden then checkpoints it to a temp dir)."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    except ValueError:
+        raise OdapiError("TF_CONFIG is not valid JSON; see TensorFlow's multi-worker "
+                         "training guide for its format") from None
+    task = config.get("task", {})
+    kind, index = task.get("type"), int(task.get("index", 0))
+    if kind is None or kind == "chief":
+        return True
+    return kind == "worker" and index == 0 and "chief" not in config.get("cluster", {})
 
 
 def summary_table(result: TrainResult) -> str:
