@@ -42,7 +42,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         format=args.format, images=args.images, class_name=args.class_name, coords=args.coords,
         label_map=args.label_map, split=parse_split_spec(args.split) if args.split else None,
         seed=args.seed, shards=args.shards, workers=args.workers, strict=args.strict,
-        overwrite=args.overwrite, progress=not args.quiet)
+        overwrite=args.overwrite, progress=not args.quiet, verify_pixels=args.verify_pixels)
     try:
         report = convert(args.inputs, args.out, options)
     except ConversionFailed as e:
@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, metavar="N",
                    help="parallel workers (default: all cores)")
     p.add_argument("--strict", action="store_true", help="fail on any item that would be skipped")
+    p.add_argument("--verify-pixels", action="store_true",
+                   help="decode every image to find damaged pixel data (slower; by default "
+                        "JPEGs are checked by their structure: markers and end-of-image)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier conversion in --out")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

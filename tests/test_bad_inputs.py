@@ -181,10 +181,49 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _break_marker(path: Path) -> None:
+    """The byte where the segment after SOI must begin (0xFF) is overwritten."""
+    data = bytearray(path.read_bytes())
+    data[2] = 0x00
+    path.write_bytes(bytes(data))
+
+
+def _overlong_segment(path: Path) -> None:
+    """The first segment claims to be longer than the whole file."""
+    data = bytearray(path.read_bytes())
+    data[4:6] = b"\xff\xf0"
+    path.write_bytes(bytes(data))
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each segment before the image data, SOS included."""
+    segments, pos = [], 2
+    while True:
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2:pos + 4], "big")
+        segments.append((marker, pos, pos + 2 + length))
+        if marker == 0xDA:
+            return segments
+        pos += 2 + length
+
+
+def _undefined_quantization_table(path: Path) -> None:
+    """Every marker in place and an end-of-image marker, but the frame header points at a
+    quantization table the file does not define: only decoding finds it."""
+    data = bytearray(path.read_bytes())
+    (start,) = [start for marker, start, _ in jpeg_segments(data) if marker == 0xC0]
+    data[start + 12] = 3  # the first component's table: marker, length, P, Y, X, Nf, C1, H1V1
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize("corrupt, reason", [
     pytest.param(_remove, "image not found", id="missing-image"),
     pytest.param(_text_named_jpg, "is not an image odapi can read", id="text-file-named-jpg"),
-    pytest.param(_truncate, "is truncated or corrupt", id="truncated-jpeg"),
+    pytest.param(_truncate, "is truncated or corrupt (no end-of-image marker",
+                 id="truncated-jpeg"),
+    pytest.param(_break_marker, "is truncated or corrupt (byte 2 should begin a marker",
+                 id="broken-marker-jpeg"),
+    pytest.param(_overlong_segment, "is truncated or corrupt (the APP0 segment at byte 2 runs "
+                 "past the end", id="overlong-segment-jpeg"),
 ])
 def test_unusable_image_is_skipped(odapi, tmp_path, corrupt, reason):
     """1.jpg (CSV line 2) cannot be read: it is skipped and listed; 0.jpg converts normally."""
@@ -195,6 +234,20 @@ def test_unusable_image_is_skipped(odapi, tmp_path, corrupt, reason):
     assert_issues(result, report, ("skipped image", f"{csv}:2", reason))
     assert "1.jpg" in report["issues"][0]["message"]
     assert boxes_in(tmp_path / "out") == {"0.jpg": BOXES_0}
+
+
+def test_damaged_pixel_data_needs_verify_pixels(odapi, tmp_path):
+    """A JPEG whose structure is whole but whose pixels cannot be decoded: the default check
+    (markers and end-of-image) lets it through; --verify-pixels decodes it and skips it."""
+    csv = tutorial_dataset(tmp_path, GOOD_0, GOOD_1)
+    _undefined_quantization_table(tmp_path / "data" / "images" / "1.jpg")
+    report = converted(convert(odapi, tmp_path, csv), tmp_path / "out")
+    assert report["totals"].get("skipped image", 0) == 0
+
+    result = convert(odapi, tmp_path, csv, "--verify-pixels", "--out", tmp_path / "verified")
+    report = converted(result, tmp_path / "verified")
+    assert_issues(result, report, ("skipped image", f"{csv}:2", "is truncated or corrupt"))
+    assert boxes_in(tmp_path / "verified") == {"0.jpg": BOXES_0}
 
 
 def test_no_usable_image_left_fails(odapi, tmp_path):

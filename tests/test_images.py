@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -467,3 +468,38 @@ def test_normalized_csv_coordinates_give_the_same_boxes_as_pixels(odapi, tmp_pat
                    for b in boxes_of["pixel"])
     assert any("normalized coordinates detected" in n for n in notes_of["normalized"])
     assert not any("normalized" in n for n in notes_of["pixel"])
+
+
+def jpeg_variants() -> dict[str, bytes]:
+    """Whole JPEGs as encoders write them: baseline, progressive, optimized tables, restart
+    markers, an EXIF block, TensorFlow's encoder, and bytes appended after the end marker."""
+    image = Image.fromarray(pattern())
+    variants = {}
+    for name, options in {"baseline": {}, "progressive": {"progressive": True},
+                          "optimized": {"optimize": True}, "4:4:4": {"subsampling": 0},
+                          "restart markers": {"restart_marker_blocks": 2}}.items():
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=85, **options)
+        variants[name] = out.getvalue()
+    exif = Image.Exif()
+    exif[ORIENTATION] = 1
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes())
+    variants["exif"] = out.getvalue()
+    variants["trailing bytes"] = variants["baseline"] + b"\x00" * 16 + b"vendor trailer"
+    variants["tensorflow"] = tf.io.encode_jpeg(pattern(), quality=80).numpy()
+    return variants
+
+
+def test_jpeg_structure_accepts_whole_files_and_finds_every_cut():
+    """The default check (markers from SOI to SOS, then EOI): every whole file passes; a file
+    cut at any byte before its end marker fails, and the reason says where."""
+    from odapi.data.jpeg import jpeg_problem
+
+    for name, data in jpeg_variants().items():
+        assert jpeg_problem(data) is None, name
+        end = data.rindex(b"\xff\xd9")
+        for cut in range(0, end + 1, 7):
+            problem = jpeg_problem(data[:cut])
+            assert problem, f"{name} cut at byte {cut} of {len(data)} passed"
+        Image.open(io.BytesIO(data)).load()  # and PIL decodes every variant in full

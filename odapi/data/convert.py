@@ -21,12 +21,14 @@ from tqdm import tqdm
 from odapi.data.annotations import Action, AnnotatedImage, Issue
 from odapi.data.examples import make_example, to_tf_example
 from odapi.data.formats import ReadOptions, read_dataset
+from odapi.data.images import prefetch
 from odapi.data.records import ShardedWriter, StagedOutput, shard_names, shards_for
 from odapi.data.report import ConversionReport, SplitStats
 from odapi.data.split import assign_splits
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
 
+PREFETCH_AHEAD = 32  # images whose reading starts before a worker needs them
 
 @dataclass(frozen=True)
 class ConvertOptions:
@@ -43,6 +45,7 @@ class ConvertOptions:
     strict: bool = False  # any skipped item fails the conversion
     overwrite: bool = False
     progress: bool = True
+    verify_pixels: bool = False  # decode every image; default: JPEGs' structure only (jpeg.py)
 
 
 class ConversionFailed(OdapiError):
@@ -91,11 +94,23 @@ def _read_inputs(inputs: list[Path], out: Path, options: ConvertOptions):
     return formats.pop(), images, issues, notes
 
 
+def _real_path(path: Path, folders: dict[str, str]) -> str:
+    """`path` with symlinks resolved, resolving each folder once (images share a few)."""
+    text = os.path.abspath(path)
+    if os.path.islink(text):
+        return os.path.realpath(text)
+    folder, name = os.path.split(text)
+    if folder not in folders:
+        folders[folder] = os.path.realpath(folder)
+    return os.path.join(folders[folder], name)
+
+
 def _drop_repeated_images(images: list[AnnotatedImage], issues: list[Issue]):
-    first: dict[Path, AnnotatedImage] = {}
+    first: dict[str, AnnotatedImage] = {}
+    folders: dict[str, str] = {}
     kept = []
     for image in images:
-        key = image.image_path.resolve()
+        key = _real_path(image.image_path, folders)
         if key in first:
             issues.append(Issue(image.where, f"{image.image_path} is already listed at "
                                 f"{first[key].where}; merge the two entries", Action.SKIPPED_IMAGE))
@@ -137,19 +152,25 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
         n = options.shards or shards_for(sum(_size(im.image_path) for im in members))
         names = shard_names(split, n)
         report.splits[split] = SplitStats(shards=names)
-        writers[split] = ShardedWriter([output.path(name) for name in names])
+        writers[split] = ShardedWriter([output.path(name) for name in names], output.out)
 
     def work(index: int):
-        return make_example(images[index], source_ids[index], label_map)
+        """In a worker thread: everything but the write, serializing included."""
+        if index + PREFETCH_AHEAD < len(images):
+            prefetch(images[index + PREFETCH_AHEAD].image_path)
+        example, example_issues = make_example(images[index], source_ids[index], label_map,
+                                               options.verify_pixels)
+        serialized = to_tf_example(example).SerializeToString() if example else None
+        return example, serialized, example_issues
 
     try:
         results = _ordered_parallel(work, range(len(images)), options.workers)
-        for index, (example, example_issues) in tqdm(
+        for index, (example, serialized, example_issues) in tqdm(
                 zip(range(len(images)), results, strict=True), total=len(images),
                 desc="convert", unit="img", disable=not options.progress):
             report.issues += example_issues
             if example is not None:
-                writers[splits[index]].write(to_tf_example(example).SerializeToString())
+                writers[splits[index]].write(serialized)
                 report.splits[splits[index]].add(example)
     finally:
         for writer in writers.values():
@@ -161,9 +182,9 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
                                "fix them or drop --strict", report)
     if report.images == 0:
         raise ConversionFailed("nothing usable is left: every image was skipped", report)
-    label_map.write(output.path("label_map.pbtxt"))
-    output.path("report.txt").write_text(report.summary(all_issues=True) + "\n", "utf-8")
-    output.path("report.json").write_text(report.to_json(), "utf-8")
+    output.write_text("label_map.pbtxt", label_map.to_text())
+    output.write_text("report.txt", report.summary(all_issues=True) + "\n")
+    output.write_text("report.json", report.to_json())
     return report
 
 

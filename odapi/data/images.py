@@ -4,16 +4,22 @@ Training decodes `image/encoded` to 3-channel RGB with TensorFlow, which ignores
 read CMYK JPEGs or 16-bit PNGs the way a user expects. So: 3-channel JPEGs and 8-bit RGB PNGs pass
 through byte for byte; everything else is converted (JPEGs stay JPEG at quality 95, other formats
 become lossless PNG; transparency is flattened onto white).
+
+Checking that an image is whole: a JPEG's structure is walked (`jpeg.py`), which costs
+microseconds; other formats, and every image with `verify_pixels`, are decoded in full.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from odapi.data.jpeg import is_jpeg, jpeg_problem
 
 JPEG_QUALITY = 95
 _ORIENTATION_TAG = 0x0112
@@ -43,6 +49,23 @@ def _read(path: Path) -> bytes:
         raise ImageProblem(f"{path} is a folder, not an image") from None
     except OSError as e:
         raise ImageProblem(f"cannot read image {path}: {e.strerror}") from None
+
+
+def prefetch(path: Path) -> None:
+    """Ask the kernel to start reading `path` now (Linux), so that a cold disk streams the next
+    images while the CPU works on earlier ones; a no-op where that cannot be asked."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block here
+    except OSError:
+        return  # reported when the image itself is read
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _open(data: bytes, path: Path) -> Image.Image:
@@ -103,7 +126,8 @@ def _orientation(image: Image.Image) -> int:
 
 
 def prepare_image(path: Path, declared_size: tuple[int, int] | None,
-                  declared_where: str = "the annotation") -> PreparedImage:
+                  declared_where: str = "the annotation",
+                  verify_pixels: bool = False) -> PreparedImage:
     """Read, check and (only when needed) convert one image.
 
     With an EXIF orientation, `declared_size` (the annotation's width, height) tells which view
@@ -112,8 +136,15 @@ def prepare_image(path: Path, declared_size: tuple[int, int] | None,
     browsers and labelling tools display that one.
     """
     data = _read(path)
+    jpeg = is_jpeg(data)
+    if jpeg and not verify_pixels:  # before PIL, whose header parse would fail less clearly
+        problem = jpeg_problem(data)
+        if problem:
+            raise ImageProblem(f"{path} is truncated or corrupt ({problem}); re-export it or "
+                               "remove it from the dataset")
     image = _open(data, path)
-    _check_decodes(data, path, image)
+    if verify_pixels or not jpeg:
+        _check_decodes(data, path, image)
     stored = image.size
     orientation = _orientation(image)
     viewed = (stored[1], stored[0]) if orientation in _TRANSPOSING else stored

@@ -10,6 +10,7 @@ complete output.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import re
@@ -76,6 +77,12 @@ class StagedOutput:
     def path(self, name: str) -> Path:
         return self.staging / name
 
+    def write_text(self, name: str, text: str) -> None:
+        try:
+            self.path(name).write_text(text, "utf-8")
+        except OSError as e:
+            raise write_failed(self.out, e) from None
+
     def commit(self) -> list[Path]:
         """Replace the previous conversion's files by the staged ones; the marker goes last."""
         (self.out / COMPLETION_MARKER).unlink(missing_ok=True)
@@ -109,23 +116,45 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def write_failed(out: Path, error: Exception) -> OdapiError:
+    """A failed write as a sentence; a full disk says so, and what to do about it."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or "No space left" in text or "quota exceeded" in text.lower():
+        return OdapiError("no space left on the output device: the records need about as "
+                          "much space as the images; free some space or choose another --out "
+                          "(nothing was kept of this run)", where=str(out))
+    return OdapiError(f"cannot write the output: {text}", where=str(out))
+
+
 class ShardedWriter:
     """Writes serialized examples round-robin over `paths` (so every shard mixes the dataset)."""
 
-    def __init__(self, paths: list[Path]):
+    def __init__(self, paths: list[Path], out: Path):
         import tensorflow as tf
 
         self.paths = paths
-        self._writers = [tf.io.TFRecordWriter(str(p)) for p in paths]
+        self.out = out  # named in errors: the shards themselves are in the staging folder
+        self._errors = (tf.errors.OpError, OSError)
+        try:
+            self._writers = [tf.io.TFRecordWriter(str(p)) for p in paths]
+        except self._errors as e:
+            raise write_failed(out, e) from None
         self._next = 0
 
     def write(self, serialized: bytes) -> None:
-        self._writers[self._next].write(serialized)
+        try:
+            self._writers[self._next].write(serialized)
+        except self._errors as e:
+            raise write_failed(self.out, e) from None
         self._next = (self._next + 1) % len(self._writers)
 
     def close(self) -> None:
-        for writer in self._writers:
-            writer.close()
+        try:
+            for writer in self._writers:
+                writer.close()
+        except self._errors as e:
+            raise write_failed(self.out, e) from None
 
 
 def expand_record_paths(patterns: Iterable[str | Path]) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,28 +56,34 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def find_image(name: str, folders: list[Path | None]) -> Path:
+def find_image(name: str, folders: list[Path | None],
+               listings: dict[str, set[str]] | None = None) -> Path:
     """The first existing `folder/name`, else the first candidate (reported missing later).
 
-    `name` may lack an extension (the tutorial CSV's ids); then the common ones are tried.
+    `name` may lack an extension (the tutorial CSV's ids); then the common ones are tried. That
+    is six names per folder: with `listings` (a dict kept for one annotation file), each folder
+    is listed once and only a listed name is checked, instead of a `stat` per name.
     """
-    candidates: list[Path] = []
-    relative = Path(name)
-    names = [relative]
-    if not is_image(relative):
-        names = [relative.with_name(relative.name + ext) for ext in (".jpg", ".jpeg", ".png")]
-        names += [n.with_suffix(n.suffix.upper()) for n in names]
-    for folder in folders:
-        if folder is None:
-            continue
-        for n in names:
-            candidates.append(n if n.is_absolute() else folder / n)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+    names = [name]
+    if not is_image(Path(name)):
+        names = [name + ext for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")]
+    candidates = [n if os.path.isabs(n) else os.path.join(folder, n)
+                  for folder in folders if folder is not None for n in names]
     if not candidates:
         raise ValueError("find_image needs at least one folder")
-    return candidates[0]
+    for candidate in candidates:
+        if listings is not None:
+            folder, base = os.path.split(candidate)
+            if folder not in listings:
+                try:
+                    listings[folder] = set(os.listdir(folder or "."))
+                except OSError:
+                    listings[folder] = set()
+            if base not in listings[folder]:
+                continue
+        if os.path.isfile(candidate):
+            return Path(candidate)
+    return Path(candidates[0])
 
 
 def parse_float(text: str | None) -> float | None:

@@ -62,6 +62,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
         rows = rows[1:]
     images: dict[str, AnnotatedImage] = {}
     folders = [options.images, path.parent, path.parent / "images"]
+    listings: dict[str, set[str]] = {}  # find_image lists each folder once for this file
     split = split_from_path(path, root)
     for line, row in rows:
         where = f"{path}:{line}"
@@ -87,7 +88,8 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
             continue
         image = images.get(image_id)
         if image is None:
-            image = AnnotatedImage(find_image(image_id, folders), where, split=split)
+            image = AnnotatedImage(find_image(image_id, folders, listings), where,
+                                   split=split)
             images[image_id] = image
         if None in (x1, x2, y1, y2):
             image.skipped_boxes += 1
