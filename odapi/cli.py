@@ -134,13 +134,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _is_pipeline_config(config: str) -> bool:
     from odapi.engine.config import find_config
-    from odapi.engine.pipeline_config import is_pipeline_config
+    from odapi.engine.pipeline.reading import is_pipeline_config
 
     return is_pipeline_config(find_config(config))
 
 
 def cmd_config_explain(args: argparse.Namespace) -> int:
-    from odapi.engine.pipeline_translate import translate
+    from odapi.engine.pipeline.translate import translate
 
     translation = translate(args.file, data=args.data)
     counts = translation.counts()
@@ -155,7 +155,7 @@ def cmd_config_explain(args: argparse.Namespace) -> int:
 
 def cmd_config_convert(args: argparse.Namespace) -> int:
     from odapi.atomic import atomic_write_text
-    from odapi.engine.pipeline_translate import translate
+    from odapi.engine.pipeline.translate import translate
 
     if args.out.exists() and not args.overwrite:
         raise OdapiError("exists already; pass --overwrite to replace it", where=str(args.out))

@@ -22,7 +22,7 @@ from odapi.cli import main
 from odapi.data.examples import from_tf_example
 from odapi.data.records import read_records
 from odapi.engine.checkpoints import list_checkpoints
-from odapi.engine.pipeline_config import read_pipeline_config
+from odapi.engine.pipeline.reading import read_pipeline_config
 
 CONFIGS = Path(__file__).parent / "data" / "pipeline_configs"
 TUTORIAL = CONFIGS / "tutorial.config"

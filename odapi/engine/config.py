@@ -3,7 +3,7 @@
 CONFIG is a preset name from `configs/` or a YAML file: Model Garden's experiment keys (`task`,
 `trainer`, `runtime`) under an `experiment:` naming the registered Model Garden experiment to
 start from, plus odapi's `label_map:`. An OD API pipeline.config is translated into the same
-tree first (`pipeline_translate`). Resolution, in order: the experiment's defaults; odapi's
+tree first (`engine/pipeline`). Resolution, in order: the experiment's defaults; odapi's
 defaults for training on your own records (no COCO annotation file, no unreachable gs://
 checkpoints, every validation image evaluated); the YAML; `--set key=value`; the command line's
 data paths and steps; the class count from the label map; the device policy (GPU if present).
@@ -263,13 +263,13 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
     from official.core import exp_factory
     from official.vision import registry_imports  # noqa: F401  (registers the experiments)
 
-    from odapi.engine.pipeline_config import is_pipeline_config
+    from odapi.engine.pipeline.reading import is_pipeline_config
 
     path = find_config(config)
     base = path.parent
     pipeline = None
     if is_pipeline_config(path):
-        from odapi.engine.pipeline_translate import translate
+        from odapi.engine.pipeline.translate import translate
 
         given = {key: str(value) for key, value in (
             ("train_data", train_data), ("val_data", val_data), ("label_map", label_map),

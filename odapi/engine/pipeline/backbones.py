@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, FateKind
 from odapi.errors import OdapiError
 
-APPLIED, APPROXIMATED = "applied", "approximated"  # fates; pipeline_translate adds "ignored"
+if TYPE_CHECKING:
+    from odapi.protos import model_pb2
 
 CHECKPOINTS = {  # README's list: what to fine-tune each mapped architecture from instead
     "retinanet_resnet50": "Fine-tune from Model Garden's retinanet-resnet50fpn (RetinaNet "
@@ -36,13 +39,18 @@ class Backbone:
     experiment: str
     backbone: dict
     decoder: dict | None
-    name: str
-    fate: str
+    name: str  # for the summary, e.g. "MobileNetV2 with FPN"
+    fate: FateKind
     note: str
     checkpoint: str  # key of CHECKPOINTS
 
+    @property
+    def checkpoint_advice(self) -> str:
+        """What to fine-tune from, where the file names an OD API model-zoo checkpoint."""
+        return CHECKPOINTS[self.checkpoint]
 
-def _mobilenet(model_id: str, fpn_filters: int, separable: bool, fate: str, note: str,
+
+def _mobilenet(model_id: str, fpn_filters: int, separable: bool, fate: FateKind, note: str,
                depth_multiplier: float = 1.0) -> Backbone:
     return Backbone(
         "retinanet_mobile_coco",
@@ -52,7 +60,7 @@ def _mobilenet(model_id: str, fpn_filters: int, separable: bool, fate: str, note
         f"{model_id} with FPN", fate, note, "mobile")
 
 
-def _resnet(depth: int, fpn_filters: int, fate: str, note: str,
+def _resnet(depth: int, fpn_filters: int, fate: FateKind, note: str,
             experiment: str = "retinanet_resnetfpn_coco") -> Backbone:
     return Backbone(
         experiment, {"type": "resnet", "resnet": {"model_id": depth}},
@@ -62,7 +70,7 @@ def _resnet(depth: int, fpn_filters: int, fate: str, note: str,
         if depth == 50 else "other")
 
 
-def ssd_backbone(extractor, where: str) -> Backbone:
+def ssd_backbone(extractor: model_pb2.SsdFeatureExtractor, where: str) -> Backbone:
     """SSD and EfficientDet feature extractors, by their `type`."""
     kind = extractor.type.removesuffix("_keras")
     uses_fpn = extractor.HasField("fpn")
@@ -113,7 +121,9 @@ def ssd_backbone(extractor, where: str) -> Backbone:
                      f"counterpart odapi knows; supported: {known}", where=where)
 
 
-def faster_rcnn_backbone(extractor, where: str) -> Backbone:
+def faster_rcnn_backbone(extractor: model_pb2.FasterRcnnFeatureExtractor,
+                         where: str) -> Backbone:
+    """Faster R-CNN feature extractors: ResNets as they are, Inceptions as ResNets."""
     kind = extractor.type.removesuffix("_keras")
     match = re.fullmatch(r"faster_rcnn_resnet(50|101|152)(_v1)?(_fpn)?", kind)
     experiment = "fasterrcnn_resnetfpn_coco"
@@ -136,7 +146,9 @@ def faster_rcnn_backbone(extractor, where: str) -> Backbone:
                      "faster_rcnn_inception_resnet_v2", where=where)
 
 
-def center_net_backbone(extractor, where: str) -> Backbone:
+def center_net_backbone(extractor: model_pb2.CenterNetFeatureExtractor,
+                        where: str) -> Backbone:
+    """CenterNet feature extractors, for the RetinaNet that stands in for CenterNet."""
     centernet = ("CenterNet (objects as center-heatmap peaks, no anchors) has no Model Garden "
                  "counterpart in official.vision: trained as RetinaNet")
     kind = extractor.type

@@ -3,22 +3,28 @@
 The file is protobuf text (`model { ssd { ... } } train_config { ... }`) parsed into
 `odapi.protos.TrainEvalPipelineConfig`. What a user can act on is reported with the place in
 the file: an unknown field or enum value (with the closest valid name), a tutorial placeholder
-left in (`YOUR-...`, `PATH_TO_BE_CONFIGURED`), a path that exists neither beside the config
-nor in the data folder. What the fields mean for Model Garden is `pipeline_translate`'s job.
+left in (`YOUR-...`, `PATH_TO_BE_CONFIGURED`). Each field the file sets is listed as a
+`SetField` with its line, so the translation can say what became of every one of them.
 """
 
 from __future__ import annotations
 
 import bisect
 import difflib
-import glob
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from odapi.errors import OdapiError
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import FieldDescriptor
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from google.protobuf.message import Message
+
+    from odapi.protos import pipeline_pb2
 
 TOP_LEVEL_FIELDS = ("model", "train_config", "train_input_reader", "eval_config",
                     "eval_input_reader")
@@ -51,7 +57,8 @@ def is_pipeline_config(path: Path) -> bool:
     return False
 
 
-def _schema():
+def _schema() -> ModuleType:
+    """odapi's compiled pipeline schema, or how to compile it."""
     try:
         from odapi.protos import pipeline_pb2
     except ImportError as e:  # generated at install time
@@ -83,6 +90,7 @@ class SetField:
 
 
 def format_value(value: Any) -> str:
+    """A field's value in the file's own syntax, for tables and messages."""
     if isinstance(value, dict):
         return "{}"
     if isinstance(value, list):
@@ -101,8 +109,7 @@ class PipelineFile:
     """A parsed pipeline.config: the message, and where in the text each field is."""
 
     path: Path
-    text: str
-    message: Any  # odapi.protos.pipeline_pb2.TrainEvalPipelineConfig
+    message: pipeline_pb2.TrainEvalPipelineConfig
     lines: dict[str, int] = field(default_factory=dict)  # indexed path -> line
 
     def line_of(self, path: str) -> int | None:
@@ -115,6 +122,7 @@ class PipelineFile:
         return None
 
     def where(self, path: str) -> str:
+        """`file:line` of a field, for error messages; the file alone if it is not set."""
         line = self.line_of(path)
         return f"{self.path}:{line}" if line else str(self.path)
 
@@ -125,7 +133,7 @@ class PipelineFile:
         return sorted(result, key=lambda f: f.line or 0)
 
 
-def _walk(message, prefix: str, out: list[SetField], file: PipelineFile) -> None:
+def _walk(message: Message, prefix: str, out: list[SetField], file: PipelineFile) -> None:
     from google.protobuf.descriptor import FieldDescriptor
 
     for descriptor, value in message.ListFields():
@@ -144,14 +152,16 @@ def _walk(message, prefix: str, out: list[SetField], file: PipelineFile) -> None
             out.append(SetField(path, _python(descriptor, value), file.line_of(path)))
 
 
-def _walk_message(message, path: str, out: list[SetField], file: PipelineFile) -> None:
+def _walk_message(message: Message, path: str, out: list[SetField],
+                  file: PipelineFile) -> None:
     if message.ListFields():
         _walk(message, path + ".", out, file)
     else:
         out.append(SetField(path, {}, file.line_of(path)))
 
 
-def _python(descriptor, value):
+def _python(descriptor: FieldDescriptor, value: Any) -> Any:
+    """A field's value as Python: enums by name, floats as the file wrote them."""
     from google.protobuf.descriptor import FieldDescriptor
 
     if descriptor.type == FieldDescriptor.TYPE_ENUM:
@@ -208,7 +218,7 @@ def _field_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def _suggestion(error_text: str, pool) -> str:
+def _suggestion(error_text: str, pool: DescriptorPool) -> str:
     """`; did you mean "num_classes"?` for an unknown field or enum value, if one is close."""
     match = _NO_FIELD.search(error_text)
     if match:
@@ -252,7 +262,7 @@ def read_pipeline_config(path: Path) -> PipelineFile:
                          where=where) from None
     if not message.HasField("model"):
         raise OdapiError("the pipeline config has no `model { ... }` block", where=str(path))
-    return PipelineFile(path=path, text=text, message=message, lines=_field_lines(text))
+    return PipelineFile(path=path, message=message, lines=_field_lines(text))
 
 
 def check_placeholders(file: PipelineFile, skip: tuple[str, ...] = ()) -> None:
@@ -266,19 +276,3 @@ def check_placeholders(file: PipelineFile, skip: tuple[str, ...] = ()) -> None:
                          f"with a real path (relative to the config file or the --data "
                          f"folder):\n{listed}", where=str(file.path))
 
-
-def find_path(value: str, bases: list[Path]) -> str | None:
-    """`value` as it exists: absolute, remote (gs://...), or under the first base holding it.
-
-    Globs count when they match at least one file.
-    """
-    if "://" in value:
-        return value
-    candidates = [Path(value)] if os.path.isabs(value) else [base / value for base in bases]
-    for candidate in candidates:
-        if glob.has_magic(str(candidate)):
-            if glob.glob(str(candidate)):
-                return os.path.abspath(candidate)
-        elif candidate.exists() or Path(f"{candidate}.index").exists():
-            return os.path.abspath(candidate)
-    return None
