@@ -94,7 +94,7 @@ def _read_inputs(inputs: list[Path], out: Path, options: ConvertOptions):
     return formats.pop(), images, issues, notes
 
 
-def _real_path(path: Path, folders: dict[str, str]) -> str:
+def _real_path(path: str, folders: dict[str, str]) -> str:
     """`path` with symlinks resolved, resolving each folder once (images share a few)."""
     text = os.path.abspath(path)
     if os.path.islink(text):
@@ -110,7 +110,7 @@ def _drop_repeated_images(images: list[AnnotatedImage], issues: list[Issue]):
     folders: dict[str, str] = {}
     kept = []
     for image in images:
-        key = _real_path(image.image_path, folders)
+        key = _real_path(image.file, folders)
         if key in first:
             issues.append(Issue(image.where, f"{image.image_path} is already listed at "
                                 f"{first[key].where}; merge the two entries", Action.SKIPPED_IMAGE))
@@ -144,12 +144,13 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
         fractions = options.default_split
     splits = assign_splits(images, fractions, options.seed)
     # source ids: 1..N in path order, stable across runs, worker counts and formats
-    order = sorted(range(len(images)), key=lambda i: str(images[i].image_path))
-    source_ids = {index: rank for rank, index in enumerate(order, start=1)}
+    source_ids = [0] * len(images)
+    for rank, index in enumerate(sorted(range(len(images)), key=lambda i: images[i].file), 1):
+        source_ids[index] = rank
     writers = {}
     for split in sorted(set(splits)):
         members = [im for im, s in zip(images, splits, strict=True) if s == split]
-        n = options.shards or shards_for(sum(_size(im.image_path) for im in members))
+        n = options.shards or shards_for(sum(_size(im.file) for im in members))
         names = shard_names(split, n)
         report.splits[split] = SplitStats(shards=names)
         writers[split] = ShardedWriter([output.path(name) for name in names], output.out)
@@ -157,7 +158,7 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
     def work(index: int):
         """In a worker thread: everything but the write, serializing included."""
         if index + PREFETCH_AHEAD < len(images):
-            prefetch(images[index + PREFETCH_AHEAD].image_path)
+            prefetch(images[index + PREFETCH_AHEAD].file)
         example, example_issues = make_example(images[index], source_ids[index], label_map,
                                                options.verify_pixels)
         serialized = to_tf_example(example).SerializeToString() if example else None
@@ -188,9 +189,9 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
     return report
 
 
-def _size(path: Path) -> int:
+def _size(path: str) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 

@@ -51,7 +51,7 @@ def _read(path: Path) -> bytes:
         raise ImageProblem(f"cannot read image {path}: {e.strerror}") from None
 
 
-def prefetch(path: Path) -> None:
+def prefetch(path: str | Path) -> None:
     """Ask the kernel to start reading `path` now (Linux), so that a cold disk streams the next
     images while the CPU works on earlier ones; a no-op where that cannot be asked."""
     if not hasattr(os, "posix_fadvise"):

@@ -55,7 +55,7 @@ def assign_splits(images: list[AnnotatedImage], fractions: dict[str, float] | No
     need = {n: {c: fractions[n] * k for c, k in totals.items()} for n in names}
     quota = {n: fractions[n] * len(images) for n in names}
     # a seeded order independent of how the input listed the images
-    order = sorted(range(len(images)), key=lambda i: str(images[i].image_path))
+    order = sorted(range(len(images)), key=lambda i: images[i].file)
     rng.shuffle(order)
     result: list[str | None] = [None] * len(images)
 

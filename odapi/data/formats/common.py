@@ -52,20 +52,21 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+def is_image(path: str | Path) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
 def find_image(name: str, folders: list[Path | None],
-               listings: dict[str, set[str]] | None = None) -> Path:
+               listings: dict[str, set[str]] | None = None) -> str:
     """The first existing `folder/name`, else the first candidate (reported missing later).
 
     `name` may lack an extension (the tutorial CSV's ids); then the common ones are tried. That
     is six names per folder: with `listings` (a dict kept for one annotation file), each folder
-    is listed once and only a listed name is checked, instead of a `stat` per name.
+    is listed once and only a listed name is checked, instead of a `stat` per name. A string,
+    not a Path: see AnnotatedImage.
     """
     names = [name]
-    if not is_image(Path(name)):
+    if not is_image(name):
         names = [name + ext for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")]
     candidates = [n if os.path.isabs(n) else os.path.join(folder, n)
                   for folder in folders if folder is not None for n in names]
@@ -82,8 +83,8 @@ def find_image(name: str, folders: list[Path | None],
             if base not in listings[folder]:
                 continue
         if os.path.isfile(candidate):
-            return Path(candidate)
-    return Path(candidates[0])
+            return candidate
+    return candidates[0]
 
 
 def parse_float(text: str | None) -> float | None:

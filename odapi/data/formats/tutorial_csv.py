@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from pathlib import Path
 
 from odapi.data.annotations import (
@@ -55,11 +56,13 @@ def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
 
 def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset) -> None:
     text = read_text(path)
-    rows = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1) if row]
-    if not rows:
+    # rows one at a time: a list of them all would be the largest thing in a big conversion
+    rows = ((n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1) if row)
+    first = next(rows, None)
+    if first is None:
         raise OdapiError("the file is empty; expected lines like `0,10,50,20,60`", where=str(path))
-    if {c.strip().lower() for c in rows[0][1]} <= HEADER_NAMES:
-        rows = rows[1:]
+    if not {c.strip().lower() for c in first[1]} <= HEADER_NAMES:
+        rows = itertools.chain([first], rows)
     images: dict[str, AnnotatedImage] = {}
     folders = [options.images, path.parent, path.parent / "images"]
     listings: dict[str, set[str]] = {}  # find_image lists each folder once for this file

@@ -71,7 +71,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
                          where=f"{path}:{annotation.sourceline}")
     filename = _text(annotation, "filename") or path.stem
     folders = [path.parent, path.parent.parent / "JPEGImages", options.images]
-    image_path = find_image(filename, folders)
+    image_path = Path(find_image(filename, folders))
     recorded = _text(annotation, "path")
     if not image_path.is_file() and recorded and Path(recorded).is_file():
         image_path = Path(recorded)
