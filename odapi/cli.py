@@ -531,3 +531,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one sentence and a status, never a bare traceback
+        if args.verbose:
+            raise
+        print(f"error: {unexpected(e)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+BUG_REPORT = "this is a bug in odapi, please report it with the output of --verbose"
+
+
+def unexpected(error: Exception) -> str:
+    """The message for an exception odapi did not expect; tests look for BUG_REPORT in it."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else "no message"
+    return f"unexpected {type(error).__name__}: {detail}; {BUG_REPORT}"

@@ -110,6 +110,10 @@ def _drop_repeated_images(images: list[AnnotatedImage], issues: list[Issue]):
     folders: dict[str, str] = {}
     kept = []
     for image in images:
+        if "\0" in image.file:  # no file system takes it; os calls would raise ValueError
+            issues.append(Issue(image.where, f"the image name {image.file!r} holds a NUL "
+                                "character; fix it in the annotation", Action.SKIPPED_IMAGE))
+            continue
         key = _real_path(image.file, folders)
         if key in first:
             issues.append(Issue(image.where, f"{image.image_path} is already listed at "

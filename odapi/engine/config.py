@@ -15,6 +15,7 @@ import copy
 import difflib
 import glob
 import os
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,12 +169,59 @@ def _valid_keys(params) -> set[str]:
     return keys
 
 
+def _annotation(params, dotted: str) -> Any:
+    """The type the config class declares for `dotted`; None when it cannot be told."""
+    import typing
+
+    parent = params
+    *path, name = dotted.split(".")
+    for part in path:
+        parent = getattr(parent, part, None)
+    try:
+        return typing.get_type_hints(type(parent)).get(name)
+    except Exception:  # a config class whose hints do not resolve: let Model Garden judge
+        return None
+
+
+def _optional(params, dotted: str) -> bool:
+    """Whether the config field `dotted` may be None (an `Optional[...]` block)."""
+    import typing
+
+    annotation = _annotation(params, dotted)
+    return annotation is None or type(None) in typing.get_args(annotation)
+
+
+def _scalar(params, dotted: str) -> bool:
+    """Whether the field takes exactly one str, int, float or bool (maybe None)."""
+    import typing
+
+    annotation = _annotation(params, dotted)
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        kinds = {annotation}
+    elif origin in (typing.Union, types.UnionType):
+        kinds = set(typing.get_args(annotation)) - {type(None)}
+    else:  # List[int] and the like
+        return False
+    return bool(kinds) and kinds <= {str, int, float, bool}
+
+
 def _check_keys(params, overrides: dict, where: str) -> set[str]:
     """Every dotted key in `overrides` exists in `params`; else name the closest valid one."""
     valid = _valid_keys(params)
     flat = _flatten(overrides)
     for key in flat:
         if key in valid:
+            value = flat[key]
+            block = any(k.startswith(key + ".") for k in valid)
+            if block and not isinstance(value, dict) and (value is not None
+                                                          or not _optional(params, key)):
+                raise OdapiError(f"config key {key!r} holds a block of keys; give it a mapping "
+                                 f"(`{key.rpartition('.')[2]}: {{...}}`), not {value!r}",
+                                 where=where)
+            if isinstance(value, list | dict) and _scalar(params, key):
+                raise OdapiError(f"config key {key!r} takes one value, not {value!r}",
+                                 where=where)
             continue
         parent = key.rpartition(".")[0]
         siblings = [k for k in valid if k.rpartition(".")[0] == parent]
@@ -282,13 +330,16 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
     if not experiment:
         raise OdapiError("the config does not name its Model Garden experiment; add e.g. "
                          "`experiment: retinanet_mobile_coco`", where=str(path))
+    if not isinstance(experiment, str):
+        raise OdapiError(f"experiment: must name a Model Garden experiment, e.g. "
+                         f"retinanet_mobile_coco, not {experiment!r}", where=str(path))
     try:
         params = exp_factory.get_exp_config(experiment)
-    except KeyError:
+    except LookupError:  # Model Garden's registry raises LookupError (KeyError in older ones)
         known = sorted(k for k in exp_factory._REGISTERED_CONFIGS  # noqa: SLF001
                        if any(w in k for w in ("retinanet", "rcnn")))
         close = difflib.get_close_matches(experiment, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else "."
         raise OdapiError(f"Model Garden has no experiment {experiment!r}{hint} Detection "
                          f"experiments: {', '.join(known)}", where=str(path)) from None
     params = copy.deepcopy(params)
@@ -352,7 +403,7 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
     _device_policy(params, explicit)
     try:
         params.validate()
-    except (KeyError, ValueError, AssertionError) as e:
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise OdapiError(f"the resolved config is inconsistent: {e}", where=str(path)) from None
     return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
                      label_map_path=Path(label_map), init_checkpoint=checkpoint,

@@ -107,7 +107,8 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
         where = f"{path}: annotations[{i}]"
         if isinstance(ann, dict) and "id" in ann:
             where += f" (id {ann['id']})"
-        if not isinstance(ann, dict) or ann.get("image_id") not in images:
+        if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), int) \
+                or ann["image_id"] not in images:
             dataset.issues.append(Issue(
                 where, "refers to an image id that is not in `images`", Action.SKIPPED_BOX))
             continue
@@ -115,7 +116,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
         if image is None:
             continue
         bbox = ann.get("bbox")
-        if ann.get("category_id") not in categories:
+        if not isinstance(ann.get("category_id"), int) or ann["category_id"] not in categories:
             image.skipped_boxes += 1
             dataset.issues.append(Issue(
                 where, f"category_id {ann.get('category_id')!r} is not in `categories`",

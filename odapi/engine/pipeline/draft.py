@@ -94,7 +94,8 @@ def find_path(value: str, bases: list[Path]) -> str | None:
         if glob.has_magic(str(candidate)):
             if glob.glob(str(candidate)):
                 return os.path.abspath(candidate)
-        elif candidate.exists() or Path(f"{candidate}.index").exists():
+        # os.path.exists: any OSError (a name too long, say) means it is not there
+        elif os.path.exists(candidate) or os.path.exists(f"{candidate}.index"):
             return os.path.abspath(candidate)
     return None
 
