@@ -9,8 +9,12 @@ that says what was found and what to use instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +37,54 @@ def list_checkpoints(model_dir: Path) -> list[str]:
     if state is None:
         return []
     return [str(p) for p in state.all_model_checkpoint_paths]
+
+
+_PIN_PREFIX = ".pinned-"
+_SHARD = re.compile(r"\.data-\d+-of-(\d+)$")
+
+
+@contextlib.contextmanager
+def pin_checkpoint(prefix: str, folder: Path) -> Iterator[str]:
+    """The checkpoint `prefix`, hard-linked into a private folder in `folder` while in use.
+
+    Training's retention (`trainer.max_to_keep`) deletes old checkpoints whenever it saves;
+    an evaluator reading one at that moment would lose it half-way. Retention removes names,
+    and the links keep the data. FileNotFoundError if the checkpoint is gone or incomplete.
+    """
+    source = Path(prefix)
+    names = {p.name for p in source.parent.glob(source.name + ".*")}
+    shards = [m for n in names if (m := _SHARD.search(n))]
+    if source.name + ".index" not in names or not shards or len(shards) != int(shards[0][1]):
+        raise FileNotFoundError(f"checkpoint {prefix} is gone or incomplete")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{_PIN_PREFIX}*"):  # left by an evaluator that was killed
+        pid = stale.name[len(_PIN_PREFIX):]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    pin = folder / f"{_PIN_PREFIX}{os.getpid()}"
+    shutil.rmtree(pin, ignore_errors=True)
+    pin.mkdir()
+    try:
+        for name in sorted(names):
+            try:
+                os.link(source.parent / name, pin / name)
+            except FileNotFoundError:
+                raise
+            except OSError:  # no hard links here (another file system): a copy will do
+                shutil.copy2(source.parent / name, pin / name)
+        yield str(pin / source.name)
+    finally:
+        shutil.rmtree(pin, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def latest_checkpoint(model_dir: Path) -> str | None:

@@ -21,7 +21,12 @@ import numpy as np
 
 from odapi.data.examples import DetectionExample, from_tf_example
 from odapi.data.records import read_records
-from odapi.engine.checkpoints import checkpoint_step, latest_checkpoint, list_checkpoints
+from odapi.engine.checkpoints import (
+    checkpoint_step,
+    latest_checkpoint,
+    list_checkpoints,
+    pin_checkpoint,
+)
 from odapi.engine.manifest import load_run, now, read_manifest
 from odapi.engine.preflight import record_files
 from odapi.errors import OdapiError
@@ -92,14 +97,23 @@ class Evaluator:
                  restore: bool = True) -> EvalResult | None:
         """Evaluate the model's weights (restored from `checkpoint` when `restore`).
 
-        Returns None when `step` was evaluated before: a step is never recorded twice.
+        Returns None when `step` was evaluated before: a step is never recorded twice. The
+        checkpoint is pinned while in use (weights restore lazily, as layers are built, and
+        best/ copies it at the end), so training's retention cannot delete it half-way.
         """
-        import tensorflow as tf
-
         if step in self.store.evaluated_steps():
             return None
-        if checkpoint and restore:
-            self.restore(checkpoint)
+        if not checkpoint:
+            return self._evaluate(step, None, None, restore)
+        with pin_checkpoint(checkpoint, self.model_dir / self.store.subdir) as pinned:
+            return self._evaluate(step, checkpoint, pinned, restore)
+
+    def _evaluate(self, step: int, checkpoint: str | None, pinned: str | None,
+                  restore: bool) -> EvalResult:
+        import tensorflow as tf
+
+        if pinned and restore:
+            self.restore(pinned)
         coco = PerClassCOCOEvaluator(
             max_detections=self.params.task.max_num_eval_detections
             if hasattr(self.params.task, "max_num_eval_detections") else 100)
@@ -133,7 +147,7 @@ class Evaluator:
         self.writer.flush()
         entry = {"step": step, "checkpoint": checkpoint, "time": now(), "metrics": metrics,
                  "per_class": per_class, "losses": mean_losses}
-        is_best = self.store.add(entry, checkpoint)
+        is_best = self.store.add(entry, pinned)
         return EvalResult(step, metrics, per_class, mean_losses, is_best, checkpoint,
                           str(self.store.path))
 
@@ -224,7 +238,9 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
                 try:
                     result = evaluator.evaluate(step, prefix)
                 except _missing_checkpoint_errors() as e:
-                    say(f"checkpoint {prefix} was deleted before it could be evaluated ({e})")
+                    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e)
+                    say(f"checkpoint {prefix} was deleted before it could be evaluated "
+                        f"({reason})")
                     continue
                 if result:
                     results.append(result)
