@@ -18,7 +18,7 @@ protos: $(VENV)/.installed  ## compile odapi/protos/*.proto with protoc (grpcio-
 	$(BIN)/python -m odapi.protos.compile
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check odapi tests
+	$(BIN)/ruff check odapi tests bench
 
 test: setup lint  ## the whole suite, as CI runs it
 	$(BIN)/pytest
@@ -39,6 +39,8 @@ image-cuda:  ## the CUDA image, odapi:cuda (downloads ~3 GB of CUDA libraries)
 	$(BUILD) --target cuda -t odapi:cuda .
 
 bench: setup  ## run the benchmarks and rewrite docs/benchmarks.md
+	$(BIN)/python bench/convert_speed.py
+	$(BIN)/python bench/convert_memory.py
 	$(BIN)/python bench/demo_quality.py
 	$(BIN)/python bench/images.py
 
