@@ -280,6 +280,8 @@ ERRORS = {  # errors/<name>.config: (the mutated text, what the message must say
         "is a TF2 model-zoo checkpoint", "do not map onto Model Garden", "spinenet49mobile"]),
     "num_classes": ("num_classes: 1", [
         "num_classes is 1", "has 3 classes", "set num_classes: 3"]),
+    "no_architecture": ("model {", [
+        "the model block names no architecture", "`ssd { ... }`"]),
 }
 
 

@@ -21,6 +21,7 @@ from odapi.engine.pipeline.draft import Draft
 from odapi.engine.pipeline.faster_rcnn import translate_faster_rcnn
 from odapi.engine.pipeline.retinanet import translate_retinanet
 from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.errors import OdapiError
 
 if TYPE_CHECKING:
     from odapi.protos import model_pb2
@@ -43,8 +44,13 @@ class ModelOutline:
     num_classes_where: str
 
 
-def translate_model(draft: Draft, model: model_pb2.DetectionModel, kind: str) -> ModelOutline:
+def translate_model(draft: Draft, model: model_pb2.DetectionModel,
+                    kind: str | None) -> ModelOutline:
     """`kind` is the meta-architecture the file chose: ssd, faster_rcnn or center_net."""
+    if kind is None:
+        raise OdapiError("the model block names no architecture; it needs one of "
+                         "`ssd { ... }`, `faster_rcnn { ... }` or `center_net { ... }`, as in "
+                         "the OD API's sample configs", where=draft.where("model"))
     config = getattr(model, kind)
     prefix = f"model.{kind}"
     extractor_path = f"{prefix}.feature_extractor.type"
