@@ -24,3 +24,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` (on this host) still runs: its staging folder is not a leftover
+    of a killed writer, and must not be removed under it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

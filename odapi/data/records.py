@@ -19,6 +19,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from odapi.atomic import process_alive
 from odapi.errors import OdapiError
 
 SHARD_BYTES = 100 * 1024 * 1024  # aim for ~100 MB shards: big reads, yet several per split
@@ -70,7 +71,7 @@ class StagedOutput:
         for folder in self.out.glob(f"{STAGING_PREFIX}*"):
             owner, _, pid = folder.name[len(STAGING_PREFIX):].rpartition("-")
             if owner == host and pid.isdigit() and int(pid) != os.getpid() \
-                    and _alive(int(pid)):
+                    and process_alive(int(pid)):
                 continue  # another conversion into this folder is running right now
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -104,16 +105,6 @@ class StagedOutput:
         if self._created:
             with contextlib.suppress(OSError):
                 self.out.rmdir()  # only when empty
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_failed(out: Path, error: Exception) -> OdapiError:

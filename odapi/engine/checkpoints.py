@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odapi.atomic import process_alive
 from odapi.errors import OdapiError
 
 MODEL_GARDEN_CHECKPOINTS = "the Model Garden checkpoints listed in odapi's README"
@@ -59,7 +60,7 @@ def pin_checkpoint(prefix: str, folder: Path) -> Iterator[str]:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(f"{_PIN_PREFIX}*"):  # left by an evaluator that was killed
         pid = stale.name[len(_PIN_PREFIX):]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
     pin = folder / f"{_PIN_PREFIX}{os.getpid()}"
     shutil.rmtree(pin, ignore_errors=True)
@@ -75,16 +76,6 @@ def pin_checkpoint(prefix: str, folder: Path) -> Iterator[str]:
         yield str(pin / source.name)
     finally:
         shutil.rmtree(pin, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def latest_checkpoint(model_dir: Path) -> str | None:
