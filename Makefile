@@ -43,6 +43,8 @@ bench: setup  ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/convert_memory.py
 	$(BIN)/python bench/demo_quality.py
 	$(BIN)/python bench/images.py
+	$(BIN)/python bench/input_pipeline.py
+	$(BIN)/python bench/train_overhead.py
 
 # Regenerate the lock files (pinned, with hashes) from pyproject.toml, in a separate venv so the
 # project's own packages cannot leak into the resolution: requirements.lock for development and
