@@ -78,6 +78,23 @@ def pin_checkpoint(prefix: str, folder: Path) -> Iterator[str]:
         shutil.rmtree(pin, ignore_errors=True)
 
 
+def remove_unfinished_saves(model_dir: Path) -> list[str]:
+    """Delete what saves cut short left in `model_dir`; returns the folders' names.
+
+    TensorFlow writes checkpoint N into `ckpt-N_temp/` and then merges it into `ckpt-N.index`
+    and `.data-*`. A trainer killed mid-save leaves the folder with a partial data file
+    (`*.tempstate*`, as large as the checkpoint) that no later save removes, not even the
+    one that saves step N again. Only the run's trainer saves here, so when it starts, none
+    of these folders is in use.
+    """
+    removed = []
+    for folder in sorted(Path(model_dir).glob("ckpt-*_temp")):
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
 def latest_checkpoint(model_dir: Path) -> str | None:
     import tensorflow as tf
 

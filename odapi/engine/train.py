@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odapi.engine import preflight
-from odapi.engine.checkpoints import InitReport, restore_for_fine_tuning
+from odapi.engine.checkpoints import InitReport, remove_unfinished_saves, restore_for_fine_tuning
 from odapi.engine.config import RunConfig
 from odapi.engine.manifest import dataset_cache, now, read_manifest, versions, write_manifest
 from odapi.engine.progress import ProgressBar
@@ -84,6 +84,7 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
     manifest["sessions"].append(session)
     chief = is_chief()
     if chief:  # with several workers, one writes the run's files
+        remove_unfinished_saves(model_dir)  # left by a trainer killed mid-save
         run.label_map.write(model_dir / "label_map.pbtxt")
         write_manifest(model_dir, manifest)
         train_utils.serialize_config(params, str(model_dir))  # Model Garden's params.yaml
