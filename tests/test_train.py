@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,6 +129,28 @@ def test_same_command_resumes_from_the_latest_checkpoint(trained, records):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert [(s["start_step"], s["end_step"]) for s in manifest["sessions"]] == [(0, 6), (6, 9)]
     assert Path(list_checkpoints(model_dir)[-1]).name == "ckpt-9"
+
+
+@pytest.mark.slow
+def test_a_session_killed_between_its_last_save_and_its_eval_evaluates_on_restart(
+        records, tmp_path):
+    """The final checkpoint is saved, then the process dies before evaluating it: the same
+    command, run again, has no step left to train but evaluates that checkpoint, with the
+    weights it holds (the same metrics as the evaluation that was lost)."""
+    command = ("train", "--config", "demo", "--data", records, "--model-dir",
+               tmp_path / "model", "--steps", "3", "--eval-every", "3", *TINY)
+    code, out, err = cli(*command)
+    assert code == 0, out + err
+    metrics = json.loads((tmp_path / "model" / "eval" / "metrics.json").read_text())
+    lost = metrics["evaluations"][-1]
+    assert lost["step"] == 3
+    shutil.rmtree(tmp_path / "model" / "eval")  # as if killed before it was written
+    code, out, err = cli(*command)
+    assert code == 0, out + err
+    assert "eval step 3" in err, err
+    metrics = json.loads((tmp_path / "model" / "eval" / "metrics.json").read_text())
+    assert [e["step"] for e in metrics["evaluations"]] == [3]
+    assert metrics["evaluations"][0]["metrics"] == pytest.approx(lost["metrics"], abs=1e-6)
 
 
 def test_eval_reports_coco_metrics_and_per_class_ap(trained):

@@ -125,8 +125,21 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
 
     started = time.monotonic()
     result = TrainResult(model_dir, start_step, start_step, run.train_steps, 0.0, init=init)
+
+    def evaluate(step: int, restore: bool) -> None:
+        evaluation = evaluator.evaluate(step, runner.checkpoint_manager.latest_checkpoint,
+                                        restore=restore)
+        if evaluation:
+            result.evaluations.append(evaluation)
+            bar.write(f"eval step {step}: AP {evaluation.metrics['AP']:.3f}  "
+                      f"AP50 {evaluation.metrics['AP50']:.3f}"
+                      + ("  (best so far)" if evaluation.is_best else ""))
+
     try:
         step = start_step
+        if evaluator and step and (step % run.eval_every == 0 or step >= run.train_steps):
+            with strategy.scope():  # the model is built here: its restore creates slots
+                evaluate(step, restore=True)  # a session killed between its save and eval
         while step < run.train_steps:
             target = run.train_steps
             if evaluator:
@@ -135,13 +148,7 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
                 runner.controller.train(steps=target)  # saves a checkpoint when it returns
             step = int(trainer.global_step.numpy())
             if evaluator:
-                checkpoint = runner.checkpoint_manager.latest_checkpoint
-                evaluation = evaluator.evaluate(step, checkpoint, restore=False)
-                if evaluation:
-                    result.evaluations.append(evaluation)
-                    bar.write(f"eval step {step}: AP {evaluation.metrics['AP']:.3f}  "
-                              f"AP50 {evaluation.metrics['AP50']:.3f}"
-                              + ("  (best so far)" if evaluation.is_best else ""))
+                evaluate(step, restore=False)
     except KeyboardInterrupt:
         result.interrupted = True
         with strategy.scope():
