@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,3 +63,24 @@ def publish(name: str, markdown: str, data: dict) -> None:
     text = pattern.sub(lambda _: section, text) if pattern.search(text) \
         else text.rstrip() + "\n\n" + section + "\n"
     DOC.write_text(text)
+
+
+def cpu_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def wait_for_idle(limit: float, threshold: float = 0.15) -> float:
+    """Wait (at most `limit` s) until other work uses < `threshold` of the CPUs; the share."""
+    deadline = time.monotonic() + limit
+    while True:
+        busy, total = cpu_busy()
+        time.sleep(2)
+        busy2, total2 = cpu_busy()
+        share = (busy2 - busy) / max(total2 - total, 1e-9)
+        if share < threshold or time.monotonic() > deadline:
+            return share
+        time.sleep(3)

@@ -36,8 +36,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import describe, machine, publish  # noqa: E402
-from train_overhead import cpu_busy, wait_for_idle  # noqa: E402
+from common import cpu_busy, describe, machine, publish, wait_for_idle  # noqa: E402
 
 GOAL = 3.0
 

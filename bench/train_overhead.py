@@ -43,7 +43,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import describe, machine, publish  # noqa: E402
+from common import cpu_busy, describe, machine, publish, wait_for_idle  # noqa: E402
 
 GOAL = 0.97
 CONTENDERS = ("odapi", "model-garden")
@@ -63,30 +63,9 @@ def summary_times(model_dir: Path) -> dict[int, float]:
     return times
 
 
-def cpu_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    ticks = os.sysconf("SC_CLK_TCK")
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields) - idle) / ticks, sum(fields) / ticks
-
-
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def wait_for_idle(limit: float, threshold: float = 0.15) -> float:
-    """Wait (at most `limit` s) until other work uses < `threshold` of the CPUs; the share."""
-    deadline = time.monotonic() + limit
-    while True:
-        busy, total = cpu_busy()
-        time.sleep(2)
-        busy2, total2 = cpu_busy()
-        share = (busy2 - busy) / max(total2 - total, 1e-9)
-        if share < threshold or time.monotonic() > deadline:
-            return share
-        time.sleep(3)
 
 
 def command(name: str, records: Path, config: Path, model_dir: Path, steps: int) -> list[str]:
