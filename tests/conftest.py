@@ -78,3 +78,12 @@ def demo_dataset(tmp_path_factory) -> dict[str, Path]:
     """A small synthetic dataset annotated in every format odapi reads."""
     root = tmp_path_factory.mktemp("demo")
     return write_demo_dataset(root / "data", count=24, seed=3, formats=FORMATS)
+
+
+# `--set` overrides that make the demo preset train in seconds, for tests that need a real run
+TINY = ["--set", "task.model.input_size=[128,128,3]",
+        "--set", "task.train_data.global_batch_size=4",
+        "--set", "task.validation_data.global_batch_size=4",
+        "--set", "trainer.steps_per_loop=3",
+        "--set", "trainer.checkpoint_interval=3",
+        "--set", "trainer.summary_interval=3"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import looks_complete, read_all
+from conftest import TINY, looks_complete, read_all
 
 REQUIRED = os.environ.get("ODAPI_REQUIRE_DOCKER") == "1"  # CI: runs as root, skips nothing
 
@@ -84,13 +84,6 @@ def test_conversion_onto_a_full_disk_fails_cleanly(odapi, tmp_path, small_filesy
 
 
 # ------------------------------------------------------------------ eval --follow and retention
-
-TINY = ["--set", "task.model.input_size=[128,128,3]",
-        "--set", "task.train_data.global_batch_size=4",
-        "--set", "task.validation_data.global_batch_size=4",
-        "--set", "trainer.steps_per_loop=3",
-        "--set", "trainer.checkpoint_interval=3",
-        "--set", "trainer.summary_interval=3"]
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,11 @@ from odapi.data.records import read_records
 from odapi.engine.checkpoints import list_checkpoints
 from odapi.engine.pipeline.reading import read_pipeline_config
 
+from conftest import TINY
+
 CONFIGS = Path(__file__).parent / "data" / "pipeline_configs"
 TUTORIAL = CONFIGS / "tutorial.config"
 FIELDS_OF_THE_TUTORIAL = 78
-TINY = ["--set", "task.model.input_size=[128,128,3]",
-        "--set", "task.train_data.global_batch_size=4",
-        "--set", "task.validation_data.global_batch_size=4",
-        "--set", "trainer.steps_per_loop=3",
-        "--set", "trainer.checkpoint_interval=3",
-        "--set", "trainer.summary_interval=3"]
 
 
 def run_cli(*args) -> int:

@@ -25,12 +25,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from odapi.cli import main
 from odapi.engine.checkpoints import list_checkpoints
 
-TINY = ["--set", "task.model.input_size=[128,128,3]",
-        "--set", "task.train_data.global_batch_size=4",
-        "--set", "task.validation_data.global_batch_size=4",
-        "--set", "trainer.steps_per_loop=3",
-        "--set", "trainer.checkpoint_interval=3",
-        "--set", "trainer.summary_interval=3"]
+from conftest import TINY
 
 
 def cli(*args) -> tuple[int, str, str]:
