@@ -42,22 +42,12 @@ GOAL = 3.0
 
 
 def build(records: Path, model_dir: Path):
-    """configs/demo.yaml on `records`: (params, strategy, trainer), as odapi.engine.train."""
-    from official.common import distribute_utils
-    from official.core import task_factory, train_utils
-    from official.modeling import performance
-
+    """configs/demo.yaml on `records`: (params, strategy, trainer), built by odapi's own code."""
     from odapi.engine.config import resolve
+    from odapi.engine.train import build_trainer
 
     params = resolve("demo", data=records).params
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-    strategy = distribute_utils.get_distribution_strategy(
-        distribution_strategy=params.runtime.distribution_strategy,
-        all_reduce_alg=params.runtime.all_reduce_alg,
-        num_gpus=params.runtime.num_gpus)
-    with strategy.scope():
-        task = task_factory.get_task(params.task, logging_dir=str(model_dir))
-        trainer = train_utils.create_trainer(params, task, train=True, evaluate=False)
+    strategy, _, trainer = build_trainer(params, model_dir)
     return params, strategy, trainer
 
 

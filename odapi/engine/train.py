@@ -49,10 +49,26 @@ def train(run: RunConfig, model_dir: Path, progress: bool = True,
         return _train(run, Path(model_dir), progress)
 
 
-def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
+def build_trainer(params, model_dir: Path):
+    """Model Garden's (strategy, task, trainer) for `params`, as `odapi train` runs them:
+    precision policy and distribution strategy first, then task and trainer in its scope."""
     from official.common import distribute_utils
-    from official.core import task_factory, train_lib, train_utils
+    from official.core import task_factory, train_utils
     from official.modeling import performance
+
+    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+    strategy = distribute_utils.get_distribution_strategy(
+        distribution_strategy=params.runtime.distribution_strategy,
+        all_reduce_alg=params.runtime.all_reduce_alg,
+        num_gpus=params.runtime.num_gpus)
+    with strategy.scope():
+        task = task_factory.get_task(params.task, logging_dir=str(model_dir))
+        trainer = train_utils.create_trainer(params, task, train=True, evaluate=False)
+    return strategy, task, trainer
+
+
+def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
+    from official.core import train_lib, train_utils
 
     params = run.params
     preflight.check_writable(model_dir)
@@ -89,14 +105,7 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
         write_manifest(model_dir, manifest)
         train_utils.serialize_config(params, str(model_dir))  # Model Garden's params.yaml
 
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-    strategy = distribute_utils.get_distribution_strategy(
-        distribution_strategy=params.runtime.distribution_strategy,
-        all_reduce_alg=params.runtime.all_reduce_alg,
-        num_gpus=params.runtime.num_gpus)
-    with strategy.scope():
-        task = task_factory.get_task(params.task, logging_dir=str(model_dir))
-        trainer = train_utils.create_trainer(params, task, train=True, evaluate=False)
+    strategy, task, trainer = build_trainer(params, model_dir)
     bar = ProgressBar(trainer.global_step, run.train_steps, enabled=progress)
     runner = train_lib.OrbitExperimentRunner(
         distribution_strategy=strategy, task=task, mode="train", params=params,
