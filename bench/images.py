@@ -3,6 +3,7 @@
 The reference is a full build of the cpu target without cache in the same run; the subject is a
 rebuild of the same target after one source file changed, which must only redo odapi's own
 layers. The CUDA image's size is measured when `--cuda` builds it (about 3 GB of downloads).
+The images built here are removed afterwards: each is several GB.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, describe, machine, publish  # noqa: E402
 
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
+BENCH_TAGS = ("odapi:bench-cpu", "odapi:bench-cpu-changed", "odapi:bench-cuda")
 
 
 def build(context: Path, target: str, tag: str, no_cache: bool = False) -> float:
@@ -44,7 +46,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cuda", action="store_true", help="also build the CUDA image")
     args = parser.parse_args()
+    try:
+        measure(args.cuda)
+    finally:
+        subprocess.run(["docker", "image", "rm", "--force", *BENCH_TAGS], capture_output=True)
 
+
+def measure(cuda: bool) -> None:
     full = build(ROOT, "cpu", "odapi:bench-cpu", no_cache=True)
     with tempfile.TemporaryDirectory() as tmp:
         context = Path(tmp) / "odapi"
@@ -57,17 +65,17 @@ def main() -> None:
             f.write(f"\n# code-only change {time.time()}\n")
         rebuild = build(context, "cpu", "odapi:bench-cpu-changed")
     sizes = {"cpu": size_gb("odapi:bench-cpu")}
-    if args.cuda:
-        build(ROOT, "cuda", "odapi:cuda")
-        sizes["cuda"] = size_gb("odapi:cuda")
+    if cuda:
+        build(ROOT, "cuda", "odapi:bench-cuda")
+        sizes["cuda"] = size_gb("odapi:bench-cuda")
     info = machine()
-    cuda = f"{sizes['cuda']:.2f} GB" if "cuda" in sizes else "not built (run with --cuda)"
+    cuda_size = f"{sizes['cuda']:.2f} GB" if "cuda" in sizes else "not built (run with --cuda)"
     markdown = f"""## Images (`bench/images.py`)
 
 | | value |
 |---|---:|
 | cpu image size | {sizes['cpu']:.2f} GB |
-| CUDA image size | {cuda} |
+| CUDA image size | {cuda_size} |
 | full cpu build, no cache (reference) | {full:.0f} s |
 | rebuild after a code-only change | {rebuild:.1f} s |
 | **rebuild / full build** | **{rebuild / full:.3f}** |
