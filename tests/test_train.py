@@ -360,8 +360,14 @@ def test_tensorboard_serves_the_runs_scalars(trained):
         assert {"train", "eval"} <= set(tags)
         assert "total_loss" in tags["train"] and "AP" in tags["eval"]
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        # SIGTERM is what `docker compose stop` sends. (Not SIGINT: a test run started in the
+        # background of a non-interactive shell inherits SIGINT ignored.)
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        finally:
+            server.kill()  # no server outlives the test, whatever failed
+    assert server.returncode == 0, server.communicate()
 
 
 @pytest.mark.parametrize("preset, experiment, size", [
