@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +46,19 @@ def odapi(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@contextlib.contextmanager
+def odapi_running(*args: str | Path | int) -> Iterator[subprocess.Popen]:
+    """`odapi ARGS...` as a separate process for the block; killed when the block ends, so a
+    failing test leaves no trainer, follower or server running into the next tests."""
+    process = subprocess.Popen([sys.executable, "-m", "odapi", *map(str, args)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        process.kill()  # a no-op once it has exited
+        process.wait()
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:

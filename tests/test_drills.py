@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import TINY, looks_complete, read_all
+from conftest import TINY, looks_complete, odapi_running, read_all
 
 REQUIRED = os.environ.get("ODAPI_REQUIRE_DOCKER") == "1"  # CI: runs as root, skips nothing
 
@@ -182,11 +182,6 @@ def test_eval_follow_survives_retention_deleting_a_checkpoint(odapi, three_check
     assert result.code == 0 and evaluated_steps(model_dir) == steps
 
 
-def odapi_process(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "odapi", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.slow
 def test_eval_follow_beside_training_that_keeps_one_checkpoint(records, tmp_path):
     """The real race: training saves every step and keeps only the newest checkpoint
@@ -196,16 +191,17 @@ def test_eval_follow_beside_training_that_keeps_one_checkpoint(records, tmp_path
     import tensorflow as tf
 
     model_dir = tmp_path / "model"
-    follower = odapi_process("eval", "--model-dir", model_dir, "--follow", "--poll", "0.2")
-    trainer = odapi_process("train", "--config", "demo", "--data", records, "--model-dir",
-                            model_dir, "--steps", "12", "-q", *TINY,
-                            "--set", "trainer.steps_per_loop=1",
-                            "--set", "trainer.checkpoint_interval=1",
-                            "--set", "trainer.max_to_keep=1")
-    out, err = trainer.communicate(timeout=900)
-    assert trainer.returncode == 0, err
-    out, err = follower.communicate(timeout=600)
-    assert follower.returncode == 0, out + err
+    with odapi_running("eval", "--model-dir", model_dir, "--follow", "--poll", "0.2") \
+            as follower, \
+            odapi_running("train", "--config", "demo", "--data", records, "--model-dir",
+                          model_dir, "--steps", "12", "-q", *TINY,
+                          "--set", "trainer.steps_per_loop=1",
+                          "--set", "trainer.checkpoint_interval=1",
+                          "--set", "trainer.max_to_keep=1") as trainer:
+        out, err = trainer.communicate(timeout=900)
+        assert trainer.returncode == 0, err
+        out, err = follower.communicate(timeout=600)
+        assert follower.returncode == 0, out + err
     assert "Traceback" not in err and "error:" not in err
     steps = evaluated_steps(model_dir)
     assert steps[-1] == 12 and len(steps) == len(set(steps)), steps

@@ -25,7 +25,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from odapi.cli import main
 from odapi.engine.checkpoints import list_checkpoints
 
-from conftest import TINY
+from conftest import TINY, odapi_running
 
 
 def cli(*args) -> tuple[int, str, str]:
@@ -37,11 +37,6 @@ def cli(*args) -> tuple[int, str, str]:
         except SystemExit as e:
             code = e.code
     return code, out.getvalue(), err.getvalue()
-
-
-def odapi_process(*args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "odapi", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -307,26 +302,27 @@ def test_kill_9_then_resume_while_eval_follows(records, tmp_path):
     model_dir = tmp_path / "model"
     train_args = ["train", "--config", "demo", "--data", records, "--model-dir", model_dir,
                   "--steps", "9", "-q", *TINY]
-    follower = odapi_process("eval", "--model-dir", model_dir, "--follow", "--poll", "1")
-    trainer = odapi_process(*train_args)
-    deadline = time.monotonic() + 600
-    while not list_checkpoints(model_dir):
-        assert trainer.poll() is None, trainer.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    trainer.send_signal(signal.SIGKILL)
-    trainer.wait()
-    killed_at = [Path(p).name for p in list_checkpoints(model_dir)]
-    for prefix in list_checkpoints(model_dir):  # every listed checkpoint loads
-        tf.train.load_checkpoint(prefix).get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE")
-    assert follower.poll() is None  # eval survives the training restart
+    with odapi_running("eval", "--model-dir", model_dir, "--follow", "--poll", "1") \
+            as follower:
+        with odapi_running(*train_args) as trainer:
+            deadline = time.monotonic() + 600
+            while not list_checkpoints(model_dir):
+                assert trainer.poll() is None, trainer.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        # (leaving the block SIGKILLs the trainer)
+        killed_at = [Path(p).name for p in list_checkpoints(model_dir)]
+        for prefix in list_checkpoints(model_dir):  # every listed checkpoint loads
+            tf.train.load_checkpoint(prefix).get_tensor(
+                "global_step/.ATTRIBUTES/VARIABLE_VALUE")
+        assert follower.poll() is None  # eval survives the training restart
 
-    restarted = odapi_process(*train_args)
-    out, err = restarted.communicate(timeout=900)
-    assert restarted.returncode == 0, err
-    assert f"from step {int(killed_at[-1].split('-')[1])}" in err
-    out, err = follower.communicate(timeout=600)
-    assert follower.returncode == 0, err
+        with odapi_running(*train_args) as restarted:
+            out, err = restarted.communicate(timeout=900)
+        assert restarted.returncode == 0, err
+        assert f"from step {int(killed_at[-1].split('-')[1])}" in err
+        out, err = follower.communicate(timeout=600)
+        assert follower.returncode == 0, err
 
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["sessions"][-1]["end_step"] == 9
@@ -344,8 +340,7 @@ def test_tensorboard_serves_the_runs_scalars(trained):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = odapi_process("tensorboard", "--model-dir", model_dir, "--port", port)
-    try:
+    with odapi_running("tensorboard", "--model-dir", model_dir, "--port", port) as server:
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -359,14 +354,10 @@ def test_tensorboard_serves_the_runs_scalars(trained):
                 time.sleep(0.5)
         assert {"train", "eval"} <= set(tags)
         assert "total_loss" in tags["train"] and "AP" in tags["eval"]
-    finally:
         # SIGTERM is what `docker compose stop` sends. (Not SIGINT: a test run started in the
         # background of a non-interactive shell inherits SIGINT ignored.)
         server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        finally:
-            server.kill()  # no server outlives the test, whatever failed
+        server.wait(timeout=30)
     assert server.returncode == 0, server.communicate()
 
 
