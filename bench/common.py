@@ -6,6 +6,7 @@ writes its raw numbers to bench/results/NAME.json.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -50,6 +51,16 @@ def describe(info: dict) -> str:
     return (f"{info['date'][:10]}, {info['cores']} cores ({info['cpu']}), "
             f"{info['memory_gib']} GiB, {gpus}, Python {info['python']}, "
             f"TensorFlow {info['tensorflow']}")
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark shares: where to work, and whether to publish."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, help="working folder (default: a temp folder)")
+    parser.add_argument("--no-publish", action="store_true",
+                        help="print only; leave docs/benchmarks.md alone")
+    return parser
 
 
 def publish(name: str, markdown: str, data: dict) -> None:

@@ -9,7 +9,6 @@ the kernel when it exits (getrusage of the child). Goal: the peak on 100,000 ima
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import describe, machine, publish  # noqa: E402
+from common import arguments, describe, machine, publish  # noqa: E402
 
 GOAL = 1.2
 # Runs one command and prints its peak RSS: a process of its own, so that RUSAGE_CHILDREN
@@ -71,12 +70,9 @@ def peak_rss(csv: Path, out: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--sizes", default="10000,100000",
                         help="image counts, comma-separated (default: 10000,100000)")
-    parser.add_argument("--work", type=Path, help="working folder (default: a temp folder)")
-    parser.add_argument("--no-publish", action="store_true",
-                        help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import describe, machine, publish  # noqa: E402
+from common import arguments, describe, machine, publish  # noqa: E402
 
 CONTENDERS = ("copy", "odapi", "tutorial", "model-garden")
 EXTRA = ("odapi --verify-pixels",)  # shown for what the full decode costs; warm only
@@ -153,13 +153,9 @@ def measure(name: str, data: Path, cold: bool) -> float:
 # --- the benchmark ----------------------------------------------------------------------------
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--work", type=Path, help="working folder (default: a temp folder)")
-    parser.add_argument("--no-publish", action="store_true",
-                        help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: one contender, this process
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

@@ -8,7 +8,6 @@ was written. Goal: AP50 >= 0.9 within 10 minutes on a 2-core CPU.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -18,14 +17,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import describe, machine, publish  # noqa: E402
+from common import arguments, describe, machine, publish  # noqa: E402
 
 GOAL_AP50, GOAL_MINUTES = 0.9, 10.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--work", type=Path, help="working folder (default: a temp folder)")
+    parser = arguments(__doc__)
     parser.add_argument("--every", type=int, default=25, help="checkpoint interval in steps")
     args = parser.parse_args()
 
@@ -81,9 +79,10 @@ Measured {describe(info)}.
 |---:|---:|---:|---:|
 {rows}
 """
-    publish("demo", markdown, {"machine": info, "points": points, "goal_met": bool(
-        reached and reached["minutes"] <= GOAL_MINUTES), "prepare_seconds": prepared,
-        "total_seconds": trained})
+    if not args.no_publish:
+        publish("demo", markdown, {"machine": info, "points": points, "goal_met": bool(
+            reached and reached["minutes"] <= GOAL_MINUTES), "prepare_seconds": prepared,
+            "total_seconds": trained})
     print(markdown)
 
 

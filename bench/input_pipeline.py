@@ -24,7 +24,6 @@ while each was measured.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import statistics
@@ -36,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cpu_busy, describe, machine, publish, wait_for_idle  # noqa: E402
+from common import arguments, cpu_busy, describe, machine, publish, wait_for_idle  # noqa: E402
 
 GOAL = 3.0
 
@@ -95,8 +94,7 @@ def others_share(timed):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--batches", type=int, default=150, help="batches delivered, timed")
     parser.add_argument("--warmup", type=int, default=10, help="batches delivered, untimed")
     parser.add_argument("--loops", type=int, default=2,
@@ -104,9 +102,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="rounds; the median is reported")
     parser.add_argument("--wait", type=float, default=60,
                         help="seconds to wait, before each round, for other work to finish")
-    parser.add_argument("--work", type=Path, help="working folder (default: a temp folder)")
-    parser.add_argument("--no-publish", action="store_true",
-                        help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
 
     from odapi.cli import _quiet_model_garden

@@ -28,7 +28,6 @@ second instead of steps per wall second, and the section says so.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import resource
@@ -43,7 +42,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cpu_busy, describe, machine, publish, wait_for_idle  # noqa: E402
+from common import arguments, cpu_busy, describe, machine, publish, wait_for_idle  # noqa: E402
 
 GOAL = 0.97
 CONTENDERS = ("odapi", "model-garden")
@@ -128,15 +127,11 @@ def measure(name: str, records: Path, config: Path, model_dir: Path, steps: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__)
     parser.add_argument("--steps", type=int, default=60, help="steps each run trains")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each; the median counts")
     parser.add_argument("--wait", type=float, default=30,
                         help="seconds to wait, before each run, for other work to finish")
-    parser.add_argument("--work", type=Path, help="working folder (default: a temp folder)")
-    parser.add_argument("--no-publish", action="store_true",
-                        help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
 
     import yaml
