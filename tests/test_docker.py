@@ -19,14 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "odapi:cpu"
 HOST_UID, HOST_GID = 4321, 4321  # a "host user" that is not root, even when tests run as root
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-TINY = ("--steps 6 --set task.model.input_size=[128,128,3] "
-        "--set task.train_data.global_batch_size=4 --set task.validation_data.global_batch_size=4 "
-        "--set trainer.steps_per_loop=3 --set trainer.checkpoint_interval=3 "
-        "--set trainer.summary_interval=3")
+TRAIN_ARGS = " ".join(["--steps", "6", *TINY])  # ODAPI_TRAIN_ARGS, split on spaces by compose
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -141,7 +140,7 @@ def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
            "COMPOSE_FILE": "compose.yaml:compose.cpu.yaml",
            "ODAPI_DATA": str(data), "ODAPI_MODEL_DIR": str(model_dir),
            "ODAPI_UID": str(HOST_UID), "ODAPI_GID": str(HOST_GID),
-           "ODAPI_TRAIN_ARGS": TINY, "ODAPI_EVAL_POLL": "2",
+           "ODAPI_TRAIN_ARGS": TRAIN_ARGS, "ODAPI_EVAL_POLL": "2",
            "ODAPI_TENSORBOARD_PORT": str(port)}
     try:
         result = compose(env, "up", "--detach", "--no-build", "train", "eval", "tensorboard")
