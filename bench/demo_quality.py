@@ -28,6 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from odapi.cli import _quiet_model_garden
+    from odapi.data.convert import ConvertOptions
     from odapi.data.prepare import prepare_records
     from odapi.demo import DEMO_SPLIT
     from odapi.engine.checkpoints import checkpoint_step, list_checkpoints
@@ -38,8 +39,9 @@ def main() -> None:
     _quiet_model_garden(False)
     work = args.work or Path(tempfile.mkdtemp(prefix="odapi-bench-demo-"))
     started = time.time()
-    prepare_records(work / "data", work / "records", demo_if_empty=True, split=DEMO_SPLIT,
-                    progress=False, log=lambda _: None)
+    prepare_records(work / "data", work / "records", demo_if_empty=True,
+                    options=ConvertOptions(split=DEMO_SPLIT, progress=False),
+                    log=lambda _: None)
     prepared = time.time() - started
     run = resolve("demo", data=work / "records",
                   sets=[f"trainer.checkpoint_interval={args.every}", "trainer.max_to_keep=100"])

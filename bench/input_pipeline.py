@@ -105,6 +105,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from odapi.cli import _quiet_model_garden
+    from odapi.data.convert import ConvertOptions
     from odapi.data.prepare import prepare_records
     from odapi.demo import DEMO_SPLIT
 
@@ -112,8 +113,9 @@ def main() -> None:
     import tensorflow as tf
 
     work = args.work or Path(tempfile.mkdtemp(prefix="odapi-bench-input-"))
-    prepare_records(work / "data", work / "records", demo_if_empty=True, split=DEMO_SPLIT,
-                    progress=False, log=lambda _: None)
+    prepare_records(work / "data", work / "records", demo_if_empty=True,
+                    options=ConvertOptions(split=DEMO_SPLIT, progress=False),
+                    log=lambda _: None)
     params, strategy, trainer = build(work / "records", work / "model")
     batch_size = int(params.task.train_data.global_batch_size)
     steps_per_loop = int(params.trainer.steps_per_loop)

@@ -137,13 +137,15 @@ def main() -> None:
     import yaml
     from official.core import train_utils
 
+    from odapi.data.convert import ConvertOptions
     from odapi.data.prepare import prepare_records
     from odapi.demo import DEMO_SPLIT
     from odapi.engine.config import resolve
 
     work = args.work or Path(tempfile.mkdtemp(prefix="odapi-bench-train-"))
     records = prepare_records(work / "data", work / "records", demo_if_empty=True,
-                              split=DEMO_SPLIT, progress=False, log=lambda _: None)
+                    options=ConvertOptions(split=DEMO_SPLIT, progress=False),
+                    log=lambda _: None)
     params = resolve("demo", data=records, steps=args.steps).params
     trainer = params.trainer
     if args.steps % trainer.steps_per_loop or trainer.summary_interval != trainer.steps_per_loop:

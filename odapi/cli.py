@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from odapi import __version__
 from odapi.errors import OdapiError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+RESTART_ON_CRASH = "--restart-on-crash"  # handled before the command runs (supervise.py)
 
 
 def _quiet_tensorflow(verbose: bool) -> None:
@@ -34,15 +36,23 @@ def non_negative_int(text: str) -> int:
     return positive_int(text) if text.strip() not in ("0", "+0", "-0") else 0
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
-    from odapi.data.convert import ConversionFailed, ConvertOptions, convert
+def _reading_options(args: argparse.Namespace, **more):
+    """ConvertOptions from the options `convert` and `train --data` share."""
+    from odapi.data.convert import ConvertOptions
     from odapi.data.split import parse_split_spec
 
-    options = ConvertOptions(
-        format=args.format, images=args.images, class_name=args.class_name, coords=args.coords,
+    return ConvertOptions(
+        format=args.format, images=args.images, class_name=args.class_name,
         label_map=args.label_map, split=parse_split_spec(args.split) if args.split else None,
-        seed=args.seed, shards=args.shards, workers=args.workers, strict=args.strict,
-        overwrite=args.overwrite, progress=not args.quiet, verify_pixels=args.verify_pixels)
+        progress=not args.quiet, **more)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from odapi.data.convert import ConversionFailed, convert
+
+    options = _reading_options(
+        args, coords=args.coords, seed=args.seed, shards=args.shards, workers=args.workers,
+        strict=args.strict, overwrite=args.overwrite, verify_pixels=args.verify_pixels)
     try:
         report = convert(args.inputs, args.out, options)
     except ConversionFailed as e:
@@ -101,11 +111,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = args.data
     if data is not None and not args.check and not _is_pipeline_config(args.config):
         from odapi.data.prepare import prepare_records
-        from odapi.data.split import parse_split_spec
 
-        data = prepare_records(data, args.model_dir / "records", demo_if_empty=args.demo_if_empty,
-                               split=parse_split_spec(args.split) if args.split else None,
-                               progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+        data = prepare_records(data, args.model_dir / "records", options=_reading_options(args),
+                               demo_if_empty=args.demo_if_empty,
+                               log=lambda m: print(m, file=sys.stderr))
     run = resolve(args.config, data=data, train_data=args.train_data,
                   val_data=args.val_data, label_map=args.label_map, steps=args.steps,
                   sets=args.set, init_checkpoint=args.init_checkpoint,
@@ -127,9 +136,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"evaluating {subset.examples} of {subset.total} validation examples (1 in "
               f"{subset.every}{f', at most {subset.limit}' if subset.limit else ''}): "
               f"{subset.path}", file=sys.stderr)
-    result = train(run, args.model_dir, progress=not args.quiet, verbose=args.verbose)
+    ready = ReadyFile(args.ready_file)
+    result = train(run, args.model_dir, progress=not args.quiet, verbose=args.verbose,
+                   on_started=ready.write)
     print(summary_table(result))
+    ready.linger()
     return 130 if result.interrupted else EXIT_OK
+
+
+class ReadyFile:
+    """`--ready-file`: written when training starts, for a container's health check, which
+    the compose stack's eval and tensorboard services wait for. Compose takes a container that
+    ends before its check has seen it healthy for a failed one, so a run that was already
+    finished stays a few seconds after writing it."""
+
+    LINGER = 5.0  # seconds; more than the compose health check's interval
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.written_at: float | None = None
+
+    def write(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"{os.getpid()}\n")
+            self.written_at = time.monotonic()
+
+    def linger(self) -> None:
+        if self.written_at is not None:
+            time.sleep(max(0.0, self.written_at + self.LINGER - time.monotonic()))
 
 
 def _is_pipeline_config(config: str) -> bool:
@@ -185,6 +220,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                      for name, v in result.per_class.items()]
         print(tabulate(per_class, headers=["class", "AP", "AP50"]), flush=True)
 
+    if args.follow and args.checkpoint:
+        raise OdapiError("--follow evaluates each new checkpoint until the run's last, "
+                         "--checkpoint one checkpoint: give one of them", exit_code=EXIT_USAGE)
     results = evaluate_run(args.model_dir, checkpoint=args.checkpoint, val_data=args.val_data,
                            follow=args.follow, poll_seconds=args.poll, timeout=args.timeout,
                            on_result=show, on_wait=lambda m: print(m, flush=True))
@@ -279,14 +317,33 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true",
                         help="show TensorFlow's own log output, and tracebacks on errors")
+    supervised = argparse.ArgumentParser(add_help=False)
+    supervised.add_argument(
+        RESTART_ON_CRASH, action="store_true",
+        help="run the command in a child process and start it again when it crashes (killed "
+             "by a signal, e.g. by the OOM killer); errors to fix (exit 1, 2) end it at once")
+    reading = argparse.ArgumentParser(add_help=False)
+    group = reading.add_argument_group("reading a dataset")
+    group.add_argument("--format", choices=list(FORMATS),
+                       help="annotation format (default: detect)")
+    group.add_argument("--images", type=Path, metavar="DIR",
+                       help="the folder that holds the images (default: found beside the "
+                            "annotations, in the folder they name, or in an images/, "
+                            "JPEGImages/, imgs/ or img/ folder next to them)")
+    group.add_argument("--class-name", metavar="NAME",
+                       help="class of every box in a tutorial CSV without a class column")
+    group.add_argument("--label-map", type=Path, metavar="FILE",
+                       help="class names and ids from this label_map.pbtxt (default: the "
+                            "classes sorted by name, ids from 1; for records, their own)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, **kwargs) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=[common], **kwargs)
+    def add(name: str, *parents: argparse.ArgumentParser, **kwargs) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common, *parents], **kwargs)
 
     formats = "\n".join(f"  {name:13} {m.DESCRIPTION}" for name, m in FORMATS.items())
     p = add(
-        "convert", help="annotations in any common format -> TFRecords + label map + report",
+        "convert", reading,
+        help="annotations in any common format -> TFRecords + label map + report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Convert labelled images to sharded TFRecords, a label_map.pbtxt and a "
                     "report of everything that was skipped or fixed.\n\nFormats (detected; "
@@ -300,13 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                    help="annotation file or dataset folder")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    p.add_argument("--format", choices=list(FORMATS), help="annotation format (default: detect)")
-    p.add_argument("--images", type=Path, metavar="DIR",
-                   help="folder to look for images in first")
-    p.add_argument("--class-name", metavar="NAME",
-                   help="class of every box in a tutorial CSV without a class column")
-    p.add_argument("--label-map", type=Path, metavar="FILE",
-                   help="use this label_map.pbtxt (default: classes sorted by name, ids from 1)")
     p.add_argument("--split", metavar="SPEC",
                    help="split by image, e.g. train=0.8,val=0.2 (default: keep the input's "
                         "train/valid/test folders, else everything is train)")
@@ -354,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo_data)
 
     p = add(
-        "train", help="train a detector on converted records (resumes in the same model dir)",
+        "train", reading, supervised,
+        help="train a detector on converted records (resumes in the same model dir)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train with TF Model Garden. CONFIG is a preset from configs/ ("
                     + ", ".join(_presets()) + ") or a YAML file naming a Model Garden "
@@ -382,7 +433,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "(what `docker compose up` does without a dataset)")
     p.add_argument("--train-data", metavar="GLOB", help="training records (overrides --data)")
     p.add_argument("--val-data", metavar="GLOB", help="validation records (overrides --data)")
-    p.add_argument("--label-map", type=Path, metavar="FILE", help="overrides --data's")
     p.add_argument("--steps", "--num-train-steps", "--num_train_steps", dest="steps",
                    type=positive_int, metavar="N", help="train until step N")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -399,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on the validation records every N steps, in this process")
     p.add_argument("--check", action="store_true",
                    help="resolve the config and print it; train nothing")
+    p.add_argument("--ready-file", type=Path, metavar="FILE",
+                   help="write FILE once training starts (for container health checks)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)
 
@@ -426,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         action.set_defaults(run=run)
 
     p = add(
-        "eval", help="COCO AP/AR with per-class AP for a run's checkpoints",
+        "eval", supervised, help="COCO AP/AR with per-class AP for a run's checkpoints",
         description="Evaluate the latest checkpoint of a run on its validation records (or "
                     "--val-data), writing TensorBoard summaries and eval/metrics.json. With "
                     "--follow, wait for and evaluate each new checkpoint, and exit 0 after the "
@@ -519,8 +571,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = parser.parse_args(argv)
     _quiet_tensorflow(args.verbose)
+    if getattr(args, "restart_on_crash", False):
+        from odapi.supervise import supervise
+
+        return supervise([a for a in argv if a != RESTART_ON_CRASH],
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
     try:
         return args.run(args)
     except OdapiError as e:

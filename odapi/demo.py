@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from odapi.data.convert import ConvertOptions
 from odapi.data.prepare import prepare_records
 from odapi.engine.config import resolve
 from odapi.engine.train import TrainResult, summary_table, train
@@ -36,8 +37,9 @@ def run_demo(out: Path, steps: int | None = None, count: int = 400, progress: bo
     out = Path(out)
     records, model_dir = out / "records", out / "model"
     log(f"1/4 synthetic images, 2/4 records in {records}")
-    prepare_records(out / "data", records, demo_if_empty=True, split=DEMO_SPLIT,
-                    demo_images=count, progress=progress, log=log)
+    prepare_records(out / "data", records, options=ConvertOptions(split=DEMO_SPLIT,
+                                                                  progress=progress),
+                    demo_if_empty=True, demo_images=count, log=log)
     run = resolve("demo", data=records, steps=steps)
     run.eval_every = run.train_steps  # one evaluation, on the held-out images, at the end
     log(f"3/4 training configs/demo.yaml for {run.train_steps} steps into {model_dir} "

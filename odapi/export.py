@@ -5,19 +5,26 @@ The serving signature returns what TF Object Detection API users' inference code
 `detection_scores`, `detection_classes` (label-map ids, float32 as in the OD API) and
 `num_detections` (float32). Any image size goes in. Next to the model: the label map, the
 export's manifest and a README of the signature. The export is written under a staging name and
-renamed when complete.
+renamed when complete; the checkpoint is pinned while it is read, so an evaluation that
+replaces best/ meanwhile changes neither the weights exported nor what the manifest says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odapi.engine.checkpoints import checkpoint_step, latest_checkpoint, resolve_checkpoint
+from odapi.atomic import PrivateFolder
+from odapi.engine.checkpoints import (
+    checkpoint_step,
+    latest_checkpoint,
+    pin_checkpoint,
+    resolve_checkpoint,
+)
 from odapi.engine.manifest import load_run, now
 from odapi.errors import OdapiError
 from odapi.evaluation.store import MetricsStore
@@ -36,21 +43,36 @@ class ExportResult:
     tflite_checks: dict[str, dict] = field(default_factory=dict)
 
 
-def choose_checkpoint(model_dir: Path, which: str) -> str:
-    """`best` (highest eval AP recorded by odapi eval), `latest`, or a path."""
+def choose_checkpoint(model_dir: Path, which: str) -> tuple[str, dict | None]:
+    """`best` (highest eval AP recorded by odapi eval), `latest`, or a path; with the
+    evaluation that made it the best, for `best`."""
     if which == "best":
         best = MetricsStore(model_dir).best()
         if best is None:
             raise OdapiError("no evaluation is recorded, so there is no best checkpoint; run "
                              "`odapi eval` first or export with --checkpoint latest",
                              where=str(model_dir))
-        return resolve_checkpoint(best["checkpoint"])
+        return resolve_checkpoint(best["checkpoint"]), best
     if which == "latest":
         latest = latest_checkpoint(model_dir)
         if latest is None:
             raise OdapiError("the run has no checkpoint yet", where=str(model_dir))
-        return latest
-    return resolve_checkpoint(which)
+        return latest, None
+    return resolve_checkpoint(which), None
+
+
+def _pin_choice(stack: contextlib.ExitStack, model_dir: Path, which: str,
+                folder: Path) -> tuple[str, str, dict | None]:
+    """The chosen checkpoint pinned in `folder` for the export (pinned prefix, its own
+    prefix, its evaluation): an evaluation that finds a new best replaces best/ meanwhile."""
+    for _ in range(3):
+        prefix, evaluation = choose_checkpoint(model_dir, which)
+        try:
+            return stack.enter_context(pin_checkpoint(prefix, folder)), prefix, evaluation
+        except FileNotFoundError:
+            continue  # replaced between reading metrics.json and pinning: choose again
+    raise OdapiError(f"the {which} checkpoint kept changing while odapi read it; try again",
+                     where=str(model_dir))
 
 
 def _serving_module(params, input_type: str, batch_size: int | None):
@@ -131,8 +153,6 @@ Boxes are relative to the image you pass in, whatever its size: the model resize
 def export_model(model_dir: Path, out: Path, checkpoint: str = "best",
                  input_type: str = "image_tensor", tflite: bool = False, quantize: bool = False,
                  overwrite: bool = False, log: Callable[[str], None] = print) -> ExportResult:
-    import tensorflow as tf
-    from official.core import export_base
     from official.modeling import performance
 
     model_dir, out = Path(model_dir), Path(out)
@@ -144,52 +164,57 @@ def export_model(model_dir: Path, out: Path, checkpoint: str = "best",
         raise OdapiError("the export folder exists and is not empty; pass --overwrite to "
                          "replace it, or choose another --out", where=str(out))
     params, label_map, manifest = load_run(model_dir)
-    prefix = choose_checkpoint(model_dir, checkpoint)
-    step = checkpoint_step(prefix)
     performance.set_mixed_precision_policy("float32")  # export float32 weights and math
     params.override({"runtime": {"mixed_precision_dtype": "float32"}})
 
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with contextlib.ExitStack() as stack:  # the workspace goes, whatever happens
+        workspace = stack.enter_context(PrivateFolder(out.parent, f".{out.name}.partial-"))
+        pinned, prefix, evaluation = _pin_choice(stack, model_dir, checkpoint, workspace)
         log(f"exporting {prefix} ({input_type}) to {out}")
-        module = _serving_module(params, input_type, batch_size=None)
-        export_base.export(
-            module, function_keys=[input_type], export_savedmodel_dir=str(staging / SAVED_MODEL),
-            checkpoint_path=prefix,
-            checkpoint=tf.train.Checkpoint(**module.model.checkpoint_items), timestamped=False)
-        result = ExportResult(out, prefix, step, input_type)
-        if tflite:
-            from odapi.tflite import check_against_saved_model, convert_to_tflite
-
-            variants = [(TFLITE, False)] + ([(TFLITE_QUANTIZED, True)] if quantize else [])
-            fixed = _serving_module(params, "image_tensor", batch_size=1)
-            tf.train.Checkpoint(**fixed.model.checkpoint_items).read(prefix).expect_partial()
-            for name, quantized in variants:
-                log(f"converting to TFLite{' (dynamic-range quantized)' if quantized else ''}")
-                path = staging / name
-                path.write_bytes(convert_to_tflite(fixed, params, quantized))
-                check = check_against_saved_model(path, staging / SAVED_MODEL, params,
-                                                  model_dir, quantized, input_type)
-                result.tflite.append(out / name)
-                result.tflite_checks[name] = check
+        result = ExportResult(out, prefix, checkpoint_step(prefix), input_type)
+        staging = workspace / "export"
+        staging.mkdir()
+        _write_models(staging, params, pinned, result, tflite, quantize, model_dir, log)
         label_map.write(staging / "label_map.pbtxt")
         export_manifest = {
             "created": now(), "source_model_dir": str(model_dir.resolve()),
-            "checkpoint": prefix, "step": step, "input_type": input_type,
+            "checkpoint": prefix, "step": result.step, "input_type": input_type,
             "input_size": list(params.task.model.input_size[:2]),
-            "eval": MetricsStore(model_dir).best() if checkpoint == "best" else None,
-            "tflite": result.tflite_checks, "run": manifest,
+            "eval": evaluation, "tflite": result.tflite_checks, "run": manifest,
         }
         (staging / "manifest.json").write_text(json.dumps(export_manifest, indent=2,
                                                           default=str))
-        (staging / "README.md").write_text(_readme(input_type, label_map, params, step,
+        (staging / "README.md").write_text(_readme(input_type, label_map, params, result.step,
                                                    [staging / p.name for p in result.tflite]))
         if out.exists():
-            shutil.rmtree(out)
+            os.replace(out, workspace / "replaced")  # removed with the workspace
         os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return result
+
+
+def _write_models(staging: Path, params, checkpoint: str, result: ExportResult, tflite: bool,
+                  quantize: bool, model_dir: Path, log: Callable[[str], None]) -> None:
+    """The SavedModel, and the TFLite models each checked against it, into `staging`."""
+    import tensorflow as tf
+    from official.core import export_base
+
+    module = _serving_module(params, result.input_type, batch_size=None)
+    export_base.export(
+        module, function_keys=[result.input_type],
+        export_savedmodel_dir=str(staging / SAVED_MODEL), checkpoint_path=checkpoint,
+        checkpoint=tf.train.Checkpoint(**module.model.checkpoint_items), timestamped=False)
+    if not tflite:
+        return
+    from odapi.tflite import check_against_saved_model, convert_to_tflite
+
+    variants = [(TFLITE, False)] + ([(TFLITE_QUANTIZED, True)] if quantize else [])
+    fixed = _serving_module(params, "image_tensor", batch_size=1)
+    tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
+    for name, quantized in variants:
+        log(f"converting to TFLite{' (dynamic-range quantized)' if quantized else ''}")
+        path = staging / name
+        path.write_bytes(convert_to_tflite(fixed, params, quantized))
+        check = check_against_saved_model(path, staging / SAVED_MODEL, params, model_dir,
+                                          quantized, result.input_type)
+        result.tflite.append(result.out / name)
+        result.tflite_checks[name] = check

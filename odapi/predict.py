@@ -11,18 +11,19 @@ import csv
 import glob
 import io
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
 from odapi.atomic import atomic_write_text
-from odapi.data.formats.common import is_image
+from odapi.data.formats.locate import is_image
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
+from odapi.progress import progress_bar
 from odapi.visualize import class_color, draw_boxes
 
 FALSE_COLOR = (255, 40, 40)  # a detection matching no ground truth
@@ -77,7 +78,13 @@ class ExportedDetector:
         if not (folder / "saved_model").is_dir():
             raise OdapiError("not an odapi export (no saved_model/ inside); create one with "
                              "`odapi export`", where=str(folder))
-        manifest = json.loads((folder / "manifest.json").read_text())
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError) as e:
+            reason = "is missing" if isinstance(e, FileNotFoundError) else f"is unreadable ({e})"
+            raise OdapiError(f"not a complete odapi export: manifest.json {reason}, which says "
+                             "what the SavedModel takes; export the run again with `odapi "
+                             "export`", where=str(folder)) from None
         self.input_type = manifest.get("input_type", "image_tensor")
         self.label_map = LabelMap.read(folder / "label_map.pbtxt")
         self.serve = tf.saved_model.load(str(folder / "saved_model")).signatures[
@@ -102,6 +109,13 @@ class ExportedDetector:
                             "scores": outputs["detection_scores"][i][:count],
                             "classes": outputs["detection_classes"][i][:count].astype(int)})
         return results
+
+
+def _common_folder(paths: list[Path]) -> str:
+    """The folder all inputs are in. Each annotated picture keeps its name and its folders
+    below it (`a/x.jpg`, `b/x.jpg` and `x.png` each have their own), and ground truth looks
+    for its images there first."""
+    return os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
 
 
 def _load(path: Path) -> np.ndarray:
@@ -181,12 +195,14 @@ def predict(model: Path, inputs: Iterable[str | Path], out: Path, threshold: flo
             progress: bool = True, log: Callable[[str], None] = print) -> PredictReport:
     detector = ExportedDetector(model)
     paths = expand_inputs(inputs)
-    truth = _GroundTruth(ground_truth, detector.label_map) if ground_truth else None
+    base = _common_folder(paths)
+    pictures = {path: Path(os.path.relpath(os.path.abspath(path), base)) for path in paths}
+    truth = _GroundTruth(ground_truth, detector.label_map, base) if ground_truth else None
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     report = PredictReport(out)
     coco_results, rows, predictions = [], [], []
-    with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
+    with progress_bar(len(paths), "predict", "img", enabled=progress) as bar:
         for batch in _batches(paths, batch_size, report, log):
             results = detector([pixels for _, pixels in batch])
             for (path, pixels), result in zip(batch, results, strict=True):
@@ -199,7 +215,9 @@ def predict(model: Path, inputs: Iterable[str | Path], out: Path, threshold: flo
                 predictions.append(prediction)
                 image_truth = truth.boxes_for(path, width, height) if truth else None
                 picture = _draw(prediction, pixels, detector.label_map, threshold, image_truth)
-                picture.save(out / "images" / f"{path.stem}.png")
+                target = out / "images" / pictures[path]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                picture.save(target, quality=95)
                 image_id = truth.image_id(path) if truth else len(predictions)
                 for box, score, cls in zip(prediction.boxes, prediction.scores,
                                            prediction.classes, strict=True):
@@ -235,10 +253,10 @@ def predict(model: Path, inputs: Iterable[str | Path], out: Path, threshold: flo
 class _GroundTruth:
     """Annotations read by odapi's converter, checked the same way, keyed by image."""
 
-    def __init__(self, source: Path, label_map: LabelMap):
+    def __init__(self, source: Path, label_map: LabelMap, images: str):
         from odapi.data.formats import ReadOptions, read_dataset
 
-        _, parsed = read_dataset(Path(source), ReadOptions())
+        _, parsed = read_dataset(Path(source), ReadOptions(images=Path(images)))
         self.images = {image.image_path.resolve(): image for image in parsed.images}
         self.by_name = {image.image_path.name: image for image in parsed.images}
         self.label_map = label_map

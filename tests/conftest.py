@@ -104,3 +104,13 @@ TINY = ["--set", "task.model.input_size=[128,128,3]",
         "--set", "trainer.steps_per_loop=3",
         "--set", "trainer.checkpoint_interval=3",
         "--set", "trainer.summary_interval=3"]
+
+
+@pytest.fixture(scope="session")
+def training_records(tmp_path_factory) -> Path:
+    """Records to train on: 48 synthetic images, 36 train and 12 val."""
+    root = tmp_path_factory.mktemp("training-records")
+    write_demo_dataset(root / "data", count=48, seed=0, formats=("voc",))
+    assert main(["convert", str(root / "data" / "voc"), "--out", str(root / "records"),
+                 "--split", "train=0.75,val=0.25", "-q"]) == 0
+    return root / "records"

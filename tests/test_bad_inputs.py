@@ -623,20 +623,25 @@ def test_label_map_that_is_a_folder_fails_cleanly(odapi, tmp_path):
     assert_failed(result, tmp_path / "out", f"error: {tmp_path / 'data'}: ")
 
 
-@pytest.mark.parametrize("bad_line, missing_image, found", [
-    pytest.param("0,10,50,20", False, "1 item(s) would be skipped", id="skipped-while-reading"),
-    pytest.param(None, True, "1 item(s) were skipped", id="skipped-while-writing"),
+@pytest.mark.parametrize("bad_line, unusable_image, found, where", [
+    pytest.param("0,10,50,20", None, "1 item(s) would be skipped", "3: expected 5 columns",
+                 id="skipped-while-reading"),
+    pytest.param(None, _remove, "1 item(s) would be skipped", "2: image not found",
+                 id="image-missing-while-reading"),
+    pytest.param(None, _truncate, "1 item(s) were skipped", "2: ", id="skipped-while-writing"),
 ])
-def test_strict_fails_on_one_skipped_item(odapi, tmp_path, bad_line, missing_image, found):
-    """--strict: one bad CSV row, or one missing image, fails the run (exit 1, no output)."""
+def test_strict_fails_on_one_skipped_item(odapi, tmp_path, bad_line, unusable_image, found,
+                                          where):
+    """--strict: one bad CSV row, one missing image or one truncated image fails the run
+    (exit 1, no output)."""
     lines = [GOOD_0, GOOD_1] + ([bad_line] if bad_line else [])
     csv = tutorial_dataset(tmp_path, *lines)
-    if missing_image:
-        (tmp_path / "data" / "images" / "1.jpg").unlink()
+    if unusable_image:
+        unusable_image(tmp_path / "data" / "images" / "1.jpg")
     result = convert(odapi, tmp_path, csv, "--strict")
-    where = f"{csv}:3: expected 5 columns" if bad_line else f"{csv}:2: image not found"
     action = "skipped box" if bad_line else "skipped image"
-    assert_failed(result, tmp_path / "out", f"error: --strict: {found}", f"{action}: {where}")
+    assert_failed(result, tmp_path / "out", f"error: --strict: {found}",
+                  f"{action}: {csv}:{where}")
 
 
 def test_existing_output_is_kept_without_overwrite(odapi, tmp_path):

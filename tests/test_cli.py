@@ -82,3 +82,13 @@ def test_doctor_notices_uncompiled_protos(odapi, tmp_path):
         os.utime(proto, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert result.code == 1
     assert "python -m odapi.protos.compile" in result.out
+
+
+def test_eval_follow_with_one_checkpoint_is_refused(odapi, tmp_path):
+    """--follow waits for every new checkpoint, --checkpoint names one: together they never
+    ended (unless it was the final one)."""
+    result = odapi("eval", "--model-dir", tmp_path, "--follow", "--checkpoint",
+                   tmp_path / "ckpt-3")
+    assert result.code == 2
+    assert "--follow evaluates each new checkpoint until the run's last, --checkpoint one" \
+        in result.err

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import time
@@ -181,6 +183,105 @@ def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
     assert down.returncode == 0, down.stderr
     assert client.containers.list(all=True, filters={
         "label": f"com.docker.compose.project={project}"}) == []
+
+
+def stack_env(tmp_path: Path, data: Path, train_args: str) -> dict:
+    """The environment of a compose project of its own, on `data`, with a host model dir."""
+    return {**os.environ, "COMPOSE_PROJECT_NAME": f"odapi-test-{uuid.uuid4().hex[:8]}",
+            "COMPOSE_FILE": "compose.yaml:compose.cpu.yaml",
+            "ODAPI_DATA": str(data), "ODAPI_MODEL_DIR": str(tmp_path / "model"),
+            "ODAPI_UID": str(HOST_UID), "ODAPI_GID": str(HOST_GID),
+            "ODAPI_TRAIN_ARGS": train_args, "ODAPI_EVAL_POLL": "2",
+            "ODAPI_TENSORBOARD_PORT": str(free_port())}
+
+
+def container_of(client, env: dict, service: str):
+    found = client.containers.list(all=True, filters={"label": [
+        f"com.docker.compose.project={env['COMPOSE_PROJECT_NAME']}",
+        f"com.docker.compose.service={service}"]})
+    return found[0] if found else None
+
+
+KILL_THE_TRAINER = """
+import os, signal
+for pid in os.listdir("/proc"):
+    if pid.isdigit() and open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[1] == "1":
+        if b"train" in open(f"/proc/{pid}/cmdline", "rb").read():
+            os.kill(int(pid), signal.SIGKILL)
+            print("killed", pid)
+"""
+
+
+def test_a_labelimg_dataset_trains_shows_progress_and_survives_a_crash(client, image,
+                                                                      tmp_path):
+    """`docker compose up train` on a LabelImg dataset, no dataset flags: it converts, and
+    `docker compose logs train` shows progress lines while it trains; the trainer killed with
+    SIGKILL (what the OOM killer does) starts again and resumes; the service ends with 0."""
+    from test_layouts import labelimg
+
+    from odapi.data.synthetic import write_demo_dataset
+
+    write_demo_dataset(tmp_path / "source", count=24, seed=1, formats=("voc",))
+    data = labelimg(tmp_path / "source", tmp_path / "dataset")
+    env = stack_env(tmp_path, data, " ".join(["--steps", "30", *TINY]))
+    try:
+        assert compose(env, "up", "--detach", "--no-build", "train").returncode == 0
+        deadline = time.monotonic() + 900
+        while not re.search(r"train \d+/30 \(\d+%\) steps \| total_loss",
+                            logs := compose(env, "logs", "train").stdout):
+            assert time.monotonic() < deadline, logs[-3000:]
+            time.sleep(2)
+        train = container_of(client, env, "train")
+        train.reload()
+        assert train.status == "running", logs[-3000:]  # the line came while it trains
+        assert "train 30/30" not in logs
+        assert "\r" not in logs
+        assert "found in /data/images" in logs  # no --images: LabelImg's layout was found
+
+        while not list((tmp_path / "model").glob("ckpt-*.index")):  # something to resume
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        code, killed = train.exec_run(["python", "-c", KILL_THE_TRAINER],
+                                      user=f"{HOST_UID}:{HOST_GID}")
+        assert code == 0 and killed.startswith(b"killed"), killed
+        assert wait_for_exit(client, env["COMPOSE_PROJECT_NAME"], "train") == 0
+        logs = compose(env, "logs", "train").stdout
+        assert logs.count("crashed: killed by SIGKILL") == 1, logs[-3000:]
+        assert "resuming /model from step" in logs
+        assert "train 30/30 (100%) steps" in logs
+        train.reload()
+        assert train.attrs["RestartCount"] == 0  # odapi restarted it, not Docker
+        assert (tmp_path / "model" / "ckpt-30.index").exists()
+    finally:
+        compose(env, "down", "--volumes", "--remove-orphans")
+
+
+def test_a_dataset_without_usable_images_ends_the_stack_once(client, image, tmp_path):
+    """No image can be found: `docker compose up` (train, eval, tensorboard) prints the error
+    once and returns; nothing is restarted, and eval and TensorBoard never start."""
+    from test_layouts import labelimg
+
+    from odapi.data.synthetic import write_demo_dataset
+
+    write_demo_dataset(tmp_path / "source", count=4, seed=1, formats=("voc",))
+    data = labelimg(tmp_path / "source", tmp_path / "dataset")
+    shutil.rmtree(data / "images")
+    env = stack_env(tmp_path, data, "")
+    try:
+        result = compose(env, "up", "--no-build", timeout=900)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert output.count("error: ") == 1, output[-3000:]
+        assert "error: no images to convert" in output
+        assert "image not found: 000000.jpg; looked in /data/annotations" in output
+        train = container_of(client, env, "train")
+        assert train.attrs["State"]["ExitCode"] == 1
+        assert train.attrs["RestartCount"] == 0
+        for service in ("eval", "tensorboard"):
+            other = container_of(client, env, service)
+            assert other is None or other.attrs["State"]["Status"] == "created", service
+    finally:
+        compose(env, "down", "--volumes", "--remove-orphans")
 
 
 def _port_free(port: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 from test_train import TINY, cli
 
-from odapi.engine.checkpoints import list_checkpoints
+from odapi.engine.checkpoints import checkpoint_step, list_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +134,77 @@ def test_predict_writes_pictures_json_and_csv_and_survives_a_bad_image(exported,
     assert code == 0, err
     assert "broken.jpg" in err and "cannot read it as an image" in err
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == \
-        ["im0.png", "im1.png"]
+        ["im0.jpg", "im1.jpg"]
     # a model trained 6 steps finds nothing in flat colours; the demo test checks the contents
     assert isinstance(json.loads((tmp_path / "out" / "detections.json").read_text()), list)
     header = (tmp_path / "out" / "detections.csv").read_text().splitlines()[0]
     assert header == "filename,width,height,class,score,xmin,ymin,xmax,ymax"
     assert "2 image(s)" in out
+
+
+def test_predict_keeps_a_picture_for_every_input_even_with_the_same_name(exported, tmp_path):
+    """a/x.jpg, b/x.jpg and x.png each keep their own annotated picture, under their own
+    name and folder below the inputs' common folder."""
+    inputs = tmp_path / "photos"
+    for name, colour in (("a/x.jpg", "red"), ("b/x.jpg", "blue"), ("x.png", "green")):
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (90, 70), colour).save(inputs / name)
+    code, out, err = cli("predict", "--model", exported, inputs, "--out", tmp_path / "out",
+                         "-q")
+    assert code == 0, err
+    written = sorted(str(p.relative_to(tmp_path / "out" / "images"))
+                     for p in (tmp_path / "out" / "images").rglob("*") if p.is_file())
+    assert written == ["a/x.jpg", "b/x.jpg", "x.png"]
+    colours = {name: Image.open(tmp_path / "out" / "images" / name).convert("RGB")
+               .getpixel((45, 35)) for name in written}
+    assert colours["a/x.jpg"][0] > 200 and colours["b/x.jpg"][2] > 200  # each its own image
+    assert colours["x.png"] == (0, 128, 0)
+
+
+def test_predict_on_a_folder_without_a_manifest_says_what_to_do(exported, tmp_path):
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    (incomplete / "saved_model").symlink_to(exported / "saved_model")
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
+    code, out, err = cli("predict", "--model", incomplete, tmp_path / "a.jpg", "--out",
+                         tmp_path / "out")
+    assert code == 1, err
+    assert err.strip() == (f"error: {incomplete}: not a complete odapi export: manifest.json "
+                           "is missing, which says what the SavedModel takes; export the run "
+                           "again with `odapi export`")
+
+
+def test_export_describes_the_checkpoint_it_exported_when_best_changes_meanwhile(run,
+                                                                                 tmp_path):
+    """An evaluation that records a new best while the export runs replaces best/: the export
+    still reads the checkpoint it chose (pinned) and its manifest describes that one."""
+    from odapi.evaluation.store import MetricsStore
+    from odapi.export import export_model
+
+    copy = tmp_path / "model"
+    shutil.copytree(run, copy)
+    metrics = copy / "eval" / "metrics.json"
+    metrics.write_text(metrics.read_text().replace(str(run), str(copy)))
+    store = MetricsStore(copy)
+    chosen = store.best()
+    other = next(p for p in list_checkpoints(copy) if checkpoint_step(p) != chosen["step"])
+    replaced = []
+
+    def log(message: str) -> None:  # export logs once it has chosen, before it reads
+        if message.startswith("exporting") and not replaced:
+            entry = store.load()["evaluations"][0]
+            better = dict(entry, step=1000, metrics=dict(entry["metrics"], AP=chosen["AP"] + 1))
+            assert store.add(better, other)  # best/ now holds another checkpoint
+            replaced.append(store.best())
+
+    result = export_model(copy, tmp_path / "export", log=log)
+    assert replaced and replaced[0]["checkpoint"] != chosen["checkpoint"]
+    assert not Path(chosen["checkpoint"] + ".index").exists()  # gone from best/ meanwhile
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert manifest["step"] == result.step == chosen["step"]
+    assert manifest["eval"] == chosen
+    assert manifest["checkpoint"] == chosen["checkpoint"]
+    assert not list(tmp_path.glob(".export.partial-*"))
 
 
 def test_export_errors_say_what_to_do(run, tmp_path):

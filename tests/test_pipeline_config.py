@@ -358,3 +358,33 @@ def test_the_tutorial_run_sh_flags_and_a_config_without_the_suffix(odapi, record
     assert resolved["params"]["trainer"]["train_steps"] == 7
     assert odapi("train", "--config", config, "--data", records, "--model-dir", tmp_path / "m",
                  "--sample-1-of-n-eval-examples", "0", "--check").code == 2
+
+
+def test_an_eval_input_of_testing_records_is_said_to_be_evaluated(odapi, records, tmp_path):
+    """The tutorial's layout: train.record and test.record. `config explain` and `train` say
+    that evaluation runs on the testing records."""
+    for split in ("train", "val"):
+        (shard,) = records.glob(f"{split}-*.tfrecord")
+        shutil.copyfile(shard, tmp_path / ("train.record" if split == "train" else "test.record"))
+    shutil.copyfile(records / "label_map.pbtxt", tmp_path / "label_map.pbtxt")
+    config = tmp_path / "pipeline.config"
+    config.write_text(TUTORIAL.read_text().replace('"train-*.tfrecord"', '"train.record"')
+                      .replace('"val-*.tfrecord"', '"test.record"'))
+    note = "evaluation runs on these testing records, as it did in the OD API"
+
+    explained = odapi("config", "explain", config, "--data", records)  # baseline/ckpt-1
+    assert explained.code == 0, explained.text
+    lines = explained.out.splitlines()
+    (at,) = [i for i, line in enumerate(lines)
+             if "eval_input_reader[0].tf_record_input_reader" in line]
+    row = " ".join(" ".join(line.split()) for line in lines[at:at + 2])  # a wrapped row
+    assert "test.record" in row and "applied" in row
+    assert "evaluation runs on" in row and "testing records, as it did in the OD API" in row
+
+    checked = odapi("train", "--config", config, "--data", records, "--model-dir",
+                    tmp_path / "m", "--check")
+    assert checked.code == 0, checked.text
+    assert checked.err.count(note) == 1
+    resolved = yaml.safe_load(checked.out.split("\nconfig ", 1)[0])
+    assert resolved["params"]["task"]["validation_data"]["input_path"] == \
+        str(tmp_path / "test.record")

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tqdm import tqdm
-
 from odapi.data.annotations import Action, AnnotatedImage, Issue
 from odapi.data.examples import make_example, to_tf_example
 from odapi.data.formats import ReadOptions, read_dataset
@@ -27,8 +25,10 @@ from odapi.data.report import ConversionReport, SplitStats
 from odapi.data.split import assign_splits
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
+from odapi.progress import progress_bar
 
 PREFETCH_AHEAD = 32  # images whose reading starts before a worker needs them
+
 
 @dataclass(frozen=True)
 class ConvertOptions:
@@ -46,6 +46,15 @@ class ConvertOptions:
     overwrite: bool = False
     progress: bool = True
     verify_pixels: bool = False  # decode every image; default: JPEGs' structure only (jpeg.py)
+
+    def request(self) -> dict:
+        """What decides the records written (not how fast or how loudly): report.json keeps
+        it, so that `odapi train --data` can tell whether earlier records still answer."""
+        chosen = {"format": self.format, "images": self.images, "class_name": self.class_name,
+                  "coords": self.coords, "label_map": self.label_map, "split": self.split,
+                  "default_split": self.default_split, "seed": self.seed,
+                  "verify_pixels": self.verify_pixels}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in chosen.items()}
 
 
 class ConversionFailed(OdapiError):
@@ -134,6 +143,7 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
     else:
         label_map_source = str(options.label_map)
     report = ConversionReport(inputs=[str(p) for p in inputs], format=format_name,
+                              options=options.request(),
                               output=str(output.out), class_names=label_map.names,
                               class_ids=sorted(label_map.names_by_id),
                               label_map_source=label_map_source, issues=issues, notes=notes)
@@ -170,13 +180,13 @@ def _convert(inputs: list[Path], output: StagedOutput, label_map: LabelMap | Non
 
     try:
         results = _ordered_parallel(work, range(len(images)), options.workers)
-        for index, (example, serialized, example_issues) in tqdm(
-                zip(range(len(images)), results, strict=True), total=len(images),
-                desc="convert", unit="img", disable=not options.progress):
-            report.issues += example_issues
-            if example is not None:
-                writers[splits[index]].write(serialized)
-                report.splits[splits[index]].add(example)
+        with progress_bar(len(images), "convert", "img", enabled=options.progress) as bar:
+            for index, (example, serialized, example_issues) in enumerate(results):
+                report.issues += example_issues
+                if example is not None:
+                    writers[splits[index]].write(serialized)
+                    report.splits[splits[index]].add(example)
+                bar.update(1)
     finally:
         for writer in writers.values():
             writer.close()

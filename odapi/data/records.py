@@ -2,9 +2,9 @@
 
 Shards are named like TFDS and Model Garden expect (`train-00000-of-00004.tfrecord`), so a glob
 `train-*.tfrecord` finds a split. While a conversion runs, its files live in a hidden
-`.odapi-partial-<host>-<pid>/` folder inside the output folder; a killed run leaves only that
-folder, which the next run removes. `report.json` is moved in last: its presence marks a
-complete output.
+`.odapi-partial-*/` folder inside the output folder (an `atomic.PrivateFolder`); a killed run
+leaves only that folder, which the next run removes. `report.json` is moved in last: its
+presence marks a complete output.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import errno
 import math
 import os
 import re
-import shutil
-import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from odapi.atomic import process_alive
+from odapi.atomic import PrivateFolder
 from odapi.errors import OdapiError
 
 SHARD_BYTES = 100 * 1024 * 1024  # aim for ~100 MB shards: big reads, yet several per split
@@ -27,6 +25,18 @@ SHARD_PATTERN = re.compile(r"^[\w.-]+-\d{5}-of-\d{5}\.tfrecord$")
 STAGING_PREFIX = ".odapi-partial-"
 COMPLETION_MARKER = "report.json"
 OUTPUT_NAMES = ("label_map.pbtxt", "report.txt", COMPLETION_MARKER)
+
+
+def split_pattern(folder: str | Path, split: str) -> str:
+    """The glob that finds one split's shards in a folder `odapi convert` wrote."""
+    return str(Path(folder) / f"{split}-*.tfrecord")
+
+
+def evaluation_split(folder: str | Path) -> str:
+    """The split of a converted folder that evaluation reads: `val`; where there is none but a
+    `test` split (train/test datasets, as in the OD API tutorial), `test`."""
+    has = {split: any(Path(folder).glob(f"{split}-*.tfrecord")) for split in ("val", "test")}
+    return "test" if has["test"] and not has["val"] else "val"
 
 
 def shard_names(split: str, num_shards: int) -> list[str]:
@@ -54,26 +64,14 @@ class StagedOutput:
         if not os.access(self.out, os.W_OK | os.X_OK):
             raise OdapiError("the output folder is not writable; choose another --out",
                              str(out))
-        self._remove_stale_staging()
         existing = sorted(p.name for p in self.out.iterdir() if _is_output(p.name))
         if existing and not overwrite:
             raise OdapiError(
                 f"the output folder already holds a conversion ({', '.join(existing[:3])}"
                 f"{', ...' if len(existing) > 3 else ''}); pass --overwrite to replace it, "
                 "or choose another --out", str(out))
-        host = re.sub(r"[^\w.]", "_", socket.gethostname())
-        self.staging = self.out / f"{STAGING_PREFIX}{host}-{os.getpid()}"
-        shutil.rmtree(self.staging, ignore_errors=True)
-        self.staging.mkdir()
-
-    def _remove_stale_staging(self) -> None:
-        host = re.sub(r"[^\w.]", "_", socket.gethostname())
-        for folder in self.out.glob(f"{STAGING_PREFIX}*"):
-            owner, _, pid = folder.name[len(STAGING_PREFIX):].rpartition("-")
-            if owner == host and pid.isdigit() and int(pid) != os.getpid() \
-                    and process_alive(int(pid)):
-                continue  # another conversion into this folder is running right now
-            shutil.rmtree(folder, ignore_errors=True)
+        self._staging = PrivateFolder(self.out, STAGING_PREFIX)  # a killed run's is removed
+        self.staging = self._staging.path
 
     def path(self, name: str) -> Path:
         return self.staging / name
@@ -90,18 +88,19 @@ class StagedOutput:
         for old in self.out.iterdir():
             if old.is_file() and _is_output(old.name):
                 old.unlink()
-        staged = sorted(self.staging.iterdir(), key=lambda p: p.name == COMPLETION_MARKER)
+        staged = sorted((p for p in self.staging.iterdir() if p.name != PrivateFolder.LOCK),
+                        key=lambda p: p.name == COMPLETION_MARKER)
         final = []
         for path in staged:
             target = self.out / path.name
             os.replace(path, target)
             final.append(target)
-        self.staging.rmdir()
+        self._staging.release()
         return final
 
     def abort(self) -> None:
         """Remove what this run staged, and the output folder too if the run created it."""
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self._staging.release()
         if self._created:
             with contextlib.suppress(OSError):
                 self.out.rmdir()  # only when empty

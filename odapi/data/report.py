@@ -41,6 +41,7 @@ class ConversionReport:
     class_names: list[str]  # in label map order
     class_ids: list[int]  # the label map's id of each name
     label_map_source: str  # "built from the annotations" or the --label-map path
+    options: dict = field(default_factory=dict)  # ConvertOptions.request(): what was asked
     splits: dict[str, SplitStats] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -68,6 +69,7 @@ class ConversionReport:
             "finished": self.finished,
             "inputs": self.inputs,
             "format": self.format,
+            "options": self.options,
             "output": self.output,
             "label_map": {"source": self.label_map_source,
                           "classes": dict(zip(self.class_ids, self.class_names, strict=True))},

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odapi.atomic import process_alive
+from odapi.atomic import PrivateFolder
 from odapi.errors import OdapiError
 
 MODEL_GARDEN_CHECKPOINTS = "the Model Garden checkpoints listed in odapi's README"
@@ -50,22 +50,16 @@ def pin_checkpoint(prefix: str, folder: Path) -> Iterator[str]:
 
     Training's retention (`trainer.max_to_keep`) deletes old checkpoints whenever it saves;
     an evaluator reading one at that moment would lose it half-way. Retention removes names,
-    and the links keep the data. FileNotFoundError if the checkpoint is gone or incomplete.
+    and the links keep the data. The folder is this process's own (atomic.PrivateFolder), so
+    `train --eval-every` and the eval service never remove each other's pins. Raises
+    FileNotFoundError if the checkpoint is gone or incomplete.
     """
     source = Path(prefix)
     names = {p.name for p in source.parent.glob(source.name + ".*")}
     shards = [m for n in names if (m := _SHARD.search(n))]
     if source.name + ".index" not in names or not shards or len(shards) != int(shards[0][1]):
         raise FileNotFoundError(f"checkpoint {prefix} is gone or incomplete")
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(f"{_PIN_PREFIX}*"):  # left by an evaluator that was killed
-        pid = stale.name[len(_PIN_PREFIX):]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    pin = folder / f"{_PIN_PREFIX}{os.getpid()}"
-    shutil.rmtree(pin, ignore_errors=True)
-    pin.mkdir()
-    try:
+    with PrivateFolder(folder, _PIN_PREFIX) as pin:
         for name in sorted(names):
             try:
                 os.link(source.parent / name, pin / name)
@@ -74,8 +68,6 @@ def pin_checkpoint(prefix: str, folder: Path) -> Iterator[str]:
             except OSError:  # no hard links here (another file system): a copy will do
                 shutil.copy2(source.parent / name, pin / name)
         yield str(pin / source.name)
-    finally:
-        shutil.rmtree(pin, ignore_errors=True)
 
 
 def remove_unfinished_saves(model_dir: Path) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from odapi.data.records import evaluation_split, split_pattern
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
 
@@ -354,12 +355,17 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
         _override(params, _nest(key, value), f"--set {assignment}")
 
     # data: command line > --data folder > config file
+    notes = pipeline.warnings() if pipeline else []
     if data is not None:
         data = Path(data)
         if not (pipeline and pipeline.train_data):
-            train_data = train_data or str(data / "train-*.tfrecord")
-        if not (pipeline and pipeline.val_data):
-            val_data = val_data or str(data / "val-*.tfrecord")
+            train_data = train_data or split_pattern(data, "train")
+        if not (pipeline and pipeline.val_data) and not val_data:
+            split = evaluation_split(data)
+            val_data = split_pattern(data, split)
+            if split == "test":
+                notes.append(f"{data} has no val split: evaluating on its test split "
+                             f"({val_data})")
         if not (pipeline and pipeline.label_map):
             label_map = label_map or data / "label_map.pbtxt"
     paths: dict = {"task": {"train_data": {}, "validation_data": {}}}
@@ -411,4 +417,4 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
                      eval_sample_every=sample_1_of_n_eval
                      or (pipeline.eval_every_nth if pipeline else 1),
                      eval_sample_limit=pipeline.max_eval_examples if pipeline else None,
-                     notes=pipeline.warnings() if pipeline else [])
+                     notes=notes)

@@ -1,11 +1,16 @@
-"""What a user sees while training: a progress bar with loss, steps/s and ETA."""
+"""What a user sees while training: step, losses, learning rate, steps/s and ETA.
+
+A bar on a terminal, lines in a log (`odapi.progress`); between loops the heartbeat reads the
+global step, which moves while a loop runs.
+"""
 
 from __future__ import annotations
 
 import sys
 
 import numpy as np
-from tqdm import tqdm
+
+from odapi.progress import progress_bar
 
 
 class ProgressBar:
@@ -14,8 +19,8 @@ class ProgressBar:
     def __init__(self, global_step, total: int, enabled: bool = True):
         self.global_step = global_step
         self.last = int(global_step.numpy())
-        self.bar = tqdm(total=total, initial=self.last, desc="train", unit="step",
-                        disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+        self.bar = progress_bar(total, "train", "step", enabled=enabled, initial=self.last,
+                                poll=lambda: int(global_step.numpy()))
         self.latest: dict[str, float] = {}
 
     def __call__(self, train_output: dict) -> None:

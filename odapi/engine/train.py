@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,16 +38,18 @@ class TrainResult:
     interrupted: bool = False
 
 
-def train(run: RunConfig, model_dir: Path, progress: bool = True,
-          verbose: bool = False) -> TrainResult:
+def train(run: RunConfig, model_dir: Path, progress: bool = True, verbose: bool = False,
+          on_started: Callable[[], None] | None = None) -> TrainResult:
     """Train `run` into `model_dir` (resuming if it holds a checkpoint); return a summary.
 
-    Unless `verbose`, what Model Garden and orbit print to stdout during training (a block per
-    loop) is dropped: the progress bar and the summary table say it better.
+    `on_started` is called once every check has passed and the model is built, just before
+    the first step (a container's health check waits for that). Unless `verbose`, what Model
+    Garden and orbit print to stdout during training (a block per loop) is dropped: the
+    progress bar and the summary table say it better.
     """
     with open(os.devnull, "w") as sink, \
             contextlib.nullcontext() if verbose else contextlib.redirect_stdout(sink):
-        return _train(run, Path(model_dir), progress)
+        return _train(run, Path(model_dir), progress, on_started)
 
 
 def build_trainer(params, model_dir: Path):
@@ -67,7 +70,8 @@ def build_trainer(params, model_dir: Path):
     return strategy, task, trainer
 
 
-def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
+def _train(run: RunConfig, model_dir: Path, progress: bool,
+           on_started: Callable[[], None] | None) -> TrainResult:
     from official.core import train_lib, train_utils
 
     params = run.params
@@ -134,6 +138,9 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
 
     started = time.monotonic()
     result = TrainResult(model_dir, start_step, start_step, run.train_steps, 0.0, init=init)
+    failure: str | None = None
+    if on_started:
+        on_started()
 
     def evaluate(step: int, restore: bool) -> None:
         evaluation = evaluator.evaluate(step, runner.checkpoint_manager.latest_checkpoint,
@@ -162,6 +169,9 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
         result.interrupted = True
         with strategy.scope():
             runner.controller.save_checkpoint()
+    except BaseException as e:  # the manifest says so, for `eval --follow` waiting on the run
+        failure = str(e) or type(e).__name__
+        raise
     finally:
         bar.close()
         result.end_step = int(trainer.global_step.numpy())
@@ -169,8 +179,14 @@ def _train(run: RunConfig, model_dir: Path, progress: bool) -> TrainResult:
         result.losses = {k: v for k, v in bar.latest.items() if "loss" in k}
         result.best = MetricsStore(model_dir).best()
         session.update(ended=now(), end_step=result.end_step,
-                       status="interrupted" if result.interrupted else "finished")
-        manifest["status"] = "finished" if result.end_step >= run.train_steps else "stopped"
+                       status="failed" if failure else
+                       "interrupted" if result.interrupted else "finished")
+        manifest["status"] = "failed" if failure else \
+            "finished" if result.end_step >= run.train_steps else "stopped"
+        if failure:
+            manifest["error"] = failure
+        else:
+            manifest.pop("error", None)
         manifest["final"] = {"step": result.end_step, "losses": result.losses,
                              "best": result.best,
                              "last_eval": result.evaluations[-1].metrics

@@ -252,6 +252,10 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
             final = int(manifest["config"]["params"]["trainer"]["train_steps"])
             if final in evaluator.store.evaluated_steps():
                 return results
+            if manifest.get("status") == "failed":
+                raise OdapiError(f"training stopped with an error ({manifest.get('error')}); "
+                                 "fix it and start training again, then evaluation",
+                                 where=str(model_dir))
             say(f"waiting for new checkpoints (final step {final})")
         if timeout is not None and time.monotonic() - waited_since > timeout:
             raise OdapiError(f"no new checkpoint for {timeout:g}s; is training running?",

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from odapi.atomic import atomic_write_text
+from odapi.atomic import PrivateFolder, atomic_write_text, exclusive
 
 EVAL_DIR = "eval"
 METRICS_FILE = "metrics.json"
@@ -40,38 +40,46 @@ class MetricsStore:
         return self.load().get("best")
 
     def add(self, entry: dict, checkpoint: str | None) -> bool:
-        """Record one evaluation; returns whether it is the new best (by AP)."""
-        data = self.load()
-        if any(int(e["step"]) == int(entry["step"]) for e in data["evaluations"]):
-            return False
-        data["evaluations"].append(entry)
-        data["evaluations"].sort(key=lambda e: int(e["step"]))
-        best = data.get("best")
-        is_best = checkpoint is not None and self.subdir == EVAL_DIR and (
-            best is None or entry["metrics"]["AP"] > best["AP"])
-        if is_best:
-            copied = copy_checkpoint(checkpoint, self.model_dir / BEST_DIR)
-            data["best"] = {"step": entry["step"], "AP": entry["metrics"]["AP"],
-                            "AP50": entry["metrics"]["AP50"], "checkpoint": copied}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path, json.dumps(data, indent=2))
-        return is_best
+        """Record one evaluation; returns whether it is the new best (by AP).
+
+        One writer at a time (`train --eval-every` and the eval service may both record), so
+        neither loses the other's entry or best/.
+        """
+        with exclusive(self.path.parent / ".metrics.lock"):
+            data = self.load()
+            if any(int(e["step"]) == int(entry["step"]) for e in data["evaluations"]):
+                return False
+            data["evaluations"].append(entry)
+            data["evaluations"].sort(key=lambda e: int(e["step"]))
+            best = data.get("best")
+            is_best = checkpoint is not None and self.subdir == EVAL_DIR and (
+                best is None or entry["metrics"]["AP"] > best["AP"])
+            if is_best:
+                copied = copy_checkpoint(checkpoint, self.model_dir / BEST_DIR)
+                data["best"] = {"step": entry["step"], "AP": entry["metrics"]["AP"],
+                                "AP50": entry["metrics"]["AP50"], "checkpoint": copied}
+            atomic_write_text(self.path, json.dumps(data, indent=2))
+            return is_best
 
 
 def copy_checkpoint(prefix: str, folder: Path) -> str:
-    """Copy a checkpoint into `folder`, replacing what was there in one rename."""
+    """Copy a checkpoint into `folder`, replacing what was there in one rename.
+
+    The copy is made in this process's own staging folder (atomic.PrivateFolder), which also
+    takes the replaced checkpoint away: a second writer (the eval service beside
+    `train --eval-every`) never works in the same folder, and a killed one leaves nothing
+    that the next copy does not remove.
+    """
     prefix_path = Path(prefix)
-    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for source in prefix_path.parent.glob(prefix_path.name + ".*"):
-        shutil.copy2(source, staging / source.name)
-    (staging / "checkpoint").write_text(
-        f'model_checkpoint_path: "{prefix_path.name}"\n'
-        f'all_model_checkpoint_paths: "{prefix_path.name}"\n')
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(staging, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with PrivateFolder(folder.parent, f".{folder.name}.partial-") as staging:
+        new = staging / "new"
+        new.mkdir()
+        for source in prefix_path.parent.glob(prefix_path.name + ".*"):
+            shutil.copy2(source, new / source.name)
+        (new / "checkpoint").write_text(
+            f'model_checkpoint_path: "{prefix_path.name}"\n'
+            f'all_model_checkpoint_paths: "{prefix_path.name}"\n')
+        if folder.exists():
+            os.replace(folder, staging / "old")
+        os.replace(new, folder)
     return str(folder / prefix_path.name)

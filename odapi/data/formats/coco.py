@@ -18,7 +18,8 @@ from odapi.data.annotations import (
     ParsedDataset,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, find_image, read_each, read_text
+from odapi.data.formats.common import ReadOptions, locate_image, read_each, read_text
+from odapi.data.formats.locate import ImageLocator
 from odapi.errors import OdapiError
 
 NAME = "coco"
@@ -37,7 +38,9 @@ def sniff(path: Path) -> bool:
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
-    return read_each(files, lambda path, dataset: _read_file(path, root, options, dataset))
+    images = ImageLocator(root, options.images)
+    return read_each(files, lambda path, dataset: _read_file(path, root, options, images,
+                                                             dataset), images)
 
 
 def _load(path: Path) -> dict:
@@ -59,10 +62,10 @@ def _load(path: Path) -> dict:
     return data
 
 
-def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset):
+def _read_file(path: Path, root: Path, options: ReadOptions, locator: ImageLocator,
+               dataset: ParsedDataset):
     data = _load(path)
     split = split_from_path(path, root)
-    folders = [options.images, path.parent, path.parent / "images"]
 
     categories: dict[int, str] = {}
     for i, category in enumerate(data["categories"]):
@@ -95,12 +98,16 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
             images[entry["id"]] = None  # its annotations are dropped with it, silently
             continue
         seen_files[file_name] = where
+        image_path = locate_image(locator, dataset, where, file_name, path)
+        if image_path is None:
+            images[entry["id"]] = None  # reported; its annotations go with it
+            continue
         width, height = entry.get("width"), entry.get("height")
         declared = (int(width), int(height)) \
             if isinstance(width, int | float) and isinstance(height, int | float) \
             and width > 0 and height > 0 else None
-        images[entry["id"]] = AnnotatedImage(find_image(file_name, folders), where,
-                                             declared_size=declared, split=split)
+        images[entry["id"]] = AnnotatedImage(image_path, where, declared_size=declared,
+                                             split=split)
 
     used: set[int] = set()
     for i, ann in enumerate(data["annotations"]):

@@ -1,17 +1,15 @@
-"""Helpers every format reader shares: options, reading text, finding images next to annotations."""
+"""Helpers every format reader shares: options, the per-file loop, reading text, finding images."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from odapi.data.annotations import Action, Issue, ParsedDataset
+from odapi.data.formats.locate import AmbiguousImage, ImageLocator, ImageNotFound
 from odapi.errors import OdapiError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -23,17 +21,30 @@ class ReadOptions:
     coords: Literal["auto", "pixel", "normalized"] = "auto"
 
 
-def read_each(files: list[Path], read_file: Callable[[Path, ParsedDataset], None]
-              ) -> ParsedDataset:
+def read_each(files: list[Path], read_file: Callable[[Path, ParsedDataset], None],
+              images: ImageLocator) -> ParsedDataset:
     """Run a format's `read_file` over its annotation files; a file that fails as a whole
-    (unreadable, empty, wrong columns) becomes a skipped-file issue, and the others go on."""
+    (unreadable, empty, wrong columns) becomes a skipped-file issue, and the others go on.
+    The report then says where `images` found the images."""
     dataset = ParsedDataset(images=[])
     for path in files:
         try:
             read_file(path, dataset)
         except OdapiError as e:
             dataset.issues.append(Issue(e.where or str(path), e.message, Action.SKIPPED_FILE))
+    dataset.notes += images.notes()
     return dataset
+
+
+def locate_image(images: ImageLocator, dataset: ParsedDataset, where: str, name: str,
+                 annotation: Path, recorded: str | None = None,
+                 folder: str | None = None) -> str | None:
+    """The image's path, or None with a skipped-image issue saying why (see locate.py)."""
+    try:
+        return images.find(name, annotation, recorded=recorded, folder=folder)
+    except (ImageNotFound, AmbiguousImage) as e:
+        dataset.issues.append(Issue(where, str(e), Action.SKIPPED_IMAGE))
+        return None
 
 
 def read_text(path: Path) -> str:
@@ -50,41 +61,6 @@ def read_text(path: Path) -> str:
             f"byte {data[e.start]:#04x} is not UTF-8 text; save the file as UTF-8 and try again",
             where=f"{path}:{line}",
         ) from None
-
-
-def is_image(path: str | Path) -> bool:
-    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
-
-
-def find_image(name: str, folders: list[Path | None],
-               listings: dict[str, set[str]] | None = None) -> str:
-    """The first existing `folder/name`, else the first candidate (reported missing later).
-
-    `name` may lack an extension (the tutorial CSV's ids); then the common ones are tried. That
-    is six names per folder: with `listings` (a dict kept for one annotation file), each folder
-    is listed once and only a listed name is checked, instead of a `stat` per name. A string,
-    not a Path: see AnnotatedImage.
-    """
-    names = [name]
-    if not is_image(name):
-        names = [name + ext for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")]
-    candidates = [n if os.path.isabs(n) else os.path.join(folder, n)
-                  for folder in folders if folder is not None for n in names]
-    if not candidates:
-        raise ValueError("find_image needs at least one folder")
-    for candidate in candidates:
-        if listings is not None:
-            folder, base = os.path.split(candidate)
-            if folder not in listings:
-                try:
-                    listings[folder] = set(os.listdir(folder or "."))
-                except OSError:
-                    listings[folder] = set()
-            if base not in listings[folder]:
-                continue
-        if os.path.isfile(candidate):
-            return candidate
-    return candidates[0]
 
 
 def parse_float(text: str | None) -> float | None:

@@ -19,7 +19,14 @@ from odapi.data.annotations import (
     ParsedDataset,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, find_image, parse_float, read_each, read_text
+from odapi.data.formats.common import (
+    ReadOptions,
+    locate_image,
+    parse_float,
+    read_each,
+    read_text,
+)
+from odapi.data.formats.locate import ImageLocator
 from odapi.errors import OdapiError
 
 NAME = "tf-csv"
@@ -41,10 +48,13 @@ def sniff(path: Path) -> bool:
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
-    return read_each(files, lambda path, dataset: _read_file(path, root, options, dataset))
+    images = ImageLocator(root, options.images)
+    return read_each(files, lambda path, dataset: _read_file(path, root, options, images,
+                                                             dataset), images)
 
 
-def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset) -> None:
+def _read_file(path: Path, root: Path, options: ReadOptions, locator: ImageLocator,
+               dataset: ParsedDataset) -> None:
     text = read_text(path)
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
@@ -58,8 +68,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
             f"{','.join(COLUMNS)} (found {','.join(h.strip() for h in header)})",
             where=f"{path}:1",
         )
-    images: dict[str, AnnotatedImage] = {}
-    folders = [options.images, path.parent]
+    images: dict[str, AnnotatedImage | None] = {}  # None: not found (reported once)
     split = split_from_path(path, root)
     for line, row in enumerate(reader, start=2):
         if not row or not any(v.strip() for v in row):
@@ -78,12 +87,14 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
             continue
         width, height = parse_float(value["width"]), parse_float(value["height"])
         declared = (round(width), round(height)) if width and height else None
-        image = images.get(filename)
+        if filename not in images:
+            image_path = locate_image(locator, dataset, where, filename, path)
+            images[filename] = None if image_path is None else AnnotatedImage(
+                image_path, where, declared_size=declared, split=split)
+        image = images[filename]
         if image is None:
-            image = AnnotatedImage(find_image(filename, folders), where, declared_size=declared,
-                                   split=split)
-            images[filename] = image
-        elif declared and image.declared_size and declared != image.declared_size:
+            continue
+        if declared and image.declared_size and declared != image.declared_size:
             image.skipped_boxes += 1
             dataset.issues.append(Issue(
                 where,
@@ -109,7 +120,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
         image.boxes.append(Box(value["class"], xmin, ymin, xmax, ymax, where))
     if not images:
         raise OdapiError("the file has a header but no rows", where=str(path))
-    dataset.add(images.values(), path, options.coords)
+    dataset.add((image for image in images.values() if image), path, options.coords)
 
 
 def write(images: list[AnnotatedImage], path: Path) -> None:

@@ -19,7 +19,14 @@ from odapi.data.annotations import (
     ParsedDataset,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, find_image, parse_float, read_each, read_text
+from odapi.data.formats.common import (
+    ReadOptions,
+    locate_image,
+    parse_float,
+    read_each,
+    read_text,
+)
+from odapi.data.formats.locate import ImageLocator
 from odapi.errors import OdapiError
 
 NAME = "tutorial-csv"
@@ -51,10 +58,13 @@ def _first_line(path: Path) -> str | None:
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
-    return read_each(files, lambda path, dataset: _read_file(path, root, options, dataset))
+    images = ImageLocator(root, options.images)
+    return read_each(files, lambda path, dataset: _read_file(path, root, options, images,
+                                                             dataset), images)
 
 
-def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset) -> None:
+def _read_file(path: Path, root: Path, options: ReadOptions, locator: ImageLocator,
+               dataset: ParsedDataset) -> None:
     text = read_text(path)
     # rows one at a time: a list of them all would be the largest thing in a big conversion
     rows = ((n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1) if row)
@@ -63,9 +73,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
         raise OdapiError("the file is empty; expected lines like `0,10,50,20,60`", where=str(path))
     if not {c.strip().lower() for c in first[1]} <= HEADER_NAMES:
         rows = itertools.chain([first], rows)
-    images: dict[str, AnnotatedImage] = {}
-    folders = [options.images, path.parent, path.parent / "images"]
-    listings: dict[str, set[str]] = {}  # find_image lists each folder once for this file
+    images: dict[str, AnnotatedImage | None] = {}  # None: not found (reported once)
     split = split_from_path(path, root)
     for line, row in rows:
         where = f"{path}:{line}"
@@ -89,11 +97,13 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
             dataset.issues.append(Issue(where, "the id column is empty; it names the image "
                                         "(<id>.jpg)", Action.SKIPPED_BOX))
             continue
-        image = images.get(image_id)
+        if image_id not in images:
+            image_path = locate_image(locator, dataset, where, image_id, path)
+            images[image_id] = None if image_path is None else AnnotatedImage(
+                image_path, where, split=split)
+        image = images[image_id]
         if image is None:
-            image = AnnotatedImage(find_image(image_id, folders, listings), where,
-                                   split=split)
-            images[image_id] = image
+            continue
         if None in (x1, x2, y1, y2):
             image.skipped_boxes += 1
             dataset.issues.append(Issue(
@@ -103,7 +113,7 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
             ))
             continue
         image.boxes.append(Box(label, x1, y1, x2, y2, where))
-    dataset.add(images.values(), path, options.coords)
+    dataset.add((image for image in images.values() if image), path, options.coords)
 
 
 def write(images: list[AnnotatedImage], path: Path) -> None:

@@ -1,7 +1,7 @@
 """Pascal VOC XML (LabelImg, CVAT): one `<annotation>` file per image.
 
 Elements are looked up by name, never by position; coordinates are kept as floats. The image is
-looked for next to the XML, in a sibling `JPEGImages/` folder, in --images, then at `<path>`.
+looked for by `<filename>`, `<path>` and `<folder>` where labelling tools put it (locate.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from odapi.data.annotations import (
     ParsedDataset,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, find_image, parse_float, read_each
+from odapi.data.formats.common import ReadOptions, locate_image, parse_float, read_each
+from odapi.data.formats.locate import ImageLocator, base_name
 from odapi.errors import OdapiError
 
 NAME = "voc"
@@ -45,7 +46,9 @@ def sniff(path: Path) -> bool:
 
 
 def read(files: list[Path], root: Path, options: ReadOptions) -> ParsedDataset:
-    return read_each(files, lambda path, dataset: _read_file(path, root, options, dataset))
+    images = ImageLocator(root, options.images)
+    return read_each(files, lambda path, dataset: _read_file(path, root, options, images,
+                                                             dataset), images)
 
 
 def _where(path: Path, element) -> str:
@@ -57,7 +60,8 @@ def _text(element, tag: str) -> str | None:
     return child.text.strip() if child is not None and child.text else None
 
 
-def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedDataset):
+def _read_file(path: Path, root: Path, options: ReadOptions, images: ImageLocator,
+               dataset: ParsedDataset):
     try:
         tree = etree.parse(str(path), _PARSER)
     except etree.XMLSyntaxError as e:
@@ -69,12 +73,12 @@ def _read_file(path: Path, root: Path, options: ReadOptions, dataset: ParsedData
     if annotation.tag != "annotation":
         raise OdapiError(f"the root element is <{annotation.tag}>, not VOC's <annotation>",
                          where=f"{path}:{annotation.sourceline}")
-    filename = _text(annotation, "filename") or path.stem
-    folders = [path.parent, path.parent.parent / "JPEGImages", options.images]
-    image_path = Path(find_image(filename, folders))
     recorded = _text(annotation, "path")
-    if not image_path.is_file() and recorded and Path(recorded).is_file():
-        image_path = Path(recorded)
+    filename = _text(annotation, "filename") or (base_name(recorded) if recorded else path.stem)
+    image_path = locate_image(images, dataset, str(path), filename, path,
+                              recorded=recorded, folder=_text(annotation, "folder"))
+    if image_path is None:
+        return
 
     declared = None
     size = annotation.find("size")

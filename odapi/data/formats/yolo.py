@@ -22,7 +22,8 @@ from odapi.data.annotations import (
     split_from_name,
     split_from_path,
 )
-from odapi.data.formats.common import ReadOptions, is_image, parse_float, read_text
+from odapi.data.formats.common import ReadOptions, parse_float, read_text
+from odapi.data.formats.locate import is_image
 from odapi.errors import OdapiError
 
 NAME = "yolo"

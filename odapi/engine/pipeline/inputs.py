@@ -8,10 +8,12 @@ for `odapi train` to write (`odapi.engine.eval_subset`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from odapi.data.annotations import split_from_name
 from odapi.engine.pipeline.draft import Draft
 from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
 from odapi.errors import OdapiError
@@ -62,7 +64,11 @@ def translate_input_readers(draft: Draft,
         elif reader.tf_record_input_reader.input_path:
             val_data = _record_paths(draft, reader, prefix)
             draft.set("task.validation_data.input_path", val_data)
-            draft.mark(key, APPLIED, "task.validation_data.input_path")
+            if _is_testing(reader):
+                draft.mark(key, APPLIED, "task.validation_data.input_path: evaluation runs on "
+                           "these testing records, as it did in the OD API", warn=True)
+            else:
+                draft.mark(key, APPLIED, "task.validation_data.input_path")
         draft.mark(f"{prefix}.shuffle", APPLIED if not reader.shuffle else IGNORED,
                    "Model Garden reads validation examples in order")
         draft.mark(f"{prefix}.num_epochs", APPLIED, "each validation example is evaluated "
@@ -74,6 +80,12 @@ def translate_input_readers(draft: Draft,
                        "(--sample-1-of-n-eval-examples overrides it)")
     label_map = _label_map(draft, label_maps)
     return Inputs(train_data, val_data, label_map, eval_every_nth)
+
+
+def _is_testing(reader: pipeline_pb2.InputReader) -> bool:
+    """Whether the reader's records are a testing split by name (`test.record`)."""
+    return any(split_from_name(os.path.basename(value)) == "test"
+               for value in reader.tf_record_input_reader.input_path)
 
 
 def _record_paths(draft: Draft, reader: pipeline_pb2.InputReader, path: str) -> str | None:

@@ -1,0 +1,87 @@
+"""Progress in logs: whole lines when stderr is not a terminal, a bar when it is.
+
+Through a real pipe (what `docker compose logs`, CI and `| tee` read) conversion and training
+print lines; the heartbeat prints one while nothing advances; the bar stays on a terminal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+from odapi.progress import LineProgress, progress_bar
+
+LINE = re.compile(r"^convert (\d+)/(\d+) \(\d+%\) imgs( \| [\d.]+ img/s(, ETA \S+)?)?$")
+
+
+def test_convert_through_a_pipe_prints_lines(demo_dataset, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "odapi", "convert", demo_dataset["voc"],
+                             "--out", tmp_path / "out"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("convert")]
+    assert lines and all(LINE.match(line) for line in lines), result.stderr
+    assert lines[-1].startswith("convert 24/24 (100%)")
+
+
+def test_convert_on_a_terminal_draws_a_bar(demo_dataset, tmp_path):
+    """The same command with a terminal as stderr redraws one line with carriage returns."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "odapi", "convert", demo_dataset["voc"],
+                                "--out", tmp_path / "out"], stderr=terminal,
+                               stdout=subprocess.DEVNULL)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait() == 0
+    os.close(controller)
+    assert b"\r" in shown and b"24/24" in shown
+    assert not LINE.match(shown.decode(errors="replace").splitlines()[-1])
+
+
+def test_lines_at_most_every_min_interval():
+    stream = io.StringIO()
+    with LineProgress(1000, "train", "step", stream=stream, min_interval=3600) as progress:
+        for _ in range(1000):
+            progress.update(1)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2  # the first update, and where it ended
+    assert lines[0].startswith("train 1/1000 (0%) steps")
+    assert lines[1].startswith("train 1000/1000 (100%) steps | ")
+
+
+def test_heartbeat_while_nothing_advances_reads_the_step():
+    """A long training loop calls no update; the heartbeat polls the global step."""
+    stream, step = io.StringIO(), [0]
+    progress = LineProgress(100, "train", "step", stream=stream, min_interval=3600,
+                            max_interval=0.2, poll=lambda: step[0])
+    progress.set_postfix({"total_loss": "0.500", "lr": "0.01"})
+    step[0] = 40
+    deadline = time.monotonic() + 30
+    while "40/100" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    progress.close()
+    first = stream.getvalue().splitlines()[0]
+    assert first == "train 40/100 (40%) steps | total_loss 0.500 lr 0.01"
+
+
+def test_progress_bar_chooses_by_the_stream():
+    assert isinstance(progress_bar(10, "x", "img", stream=io.StringIO()), LineProgress)
+    disabled = progress_bar(10, "x", "img", stream=io.StringIO(), enabled=False)
+    assert not isinstance(disabled, LineProgress)

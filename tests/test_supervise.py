@@ -1,0 +1,115 @@
+"""`--restart-on-crash`: a crash is run again and training resumes; an error to fix is said
+once and ends the command; a stop signal is passed on and nothing is restarted.
+
+What the compose services run as PID 1. The crashes are real: the child odapi process is
+killed with SIGKILL, as the kernel's OOM killer does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from odapi.supervise import supervise
+
+from conftest import TINY, odapi_running
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def wait_for(condition, timeout: float = 300, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_an_error_to_fix_is_said_once_and_ends_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "odapi", "train", "--restart-on-crash", "--config", "demo",
+         "--data", tmp_path / "data", "--model-dir", tmp_path / "model"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.count("no dataset here") == 1, result.stderr
+    assert "crashed" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_crash_is_run_again_and_training_resumes(training_records, tmp_path):
+    model_dir = tmp_path / "model"
+    with odapi_running("train", "--restart-on-crash", "--config", "demo", "--data",
+                       training_records, "--model-dir", model_dir, "--steps", "12",
+                       *TINY) as supervisor:
+        wait_for(lambda: (model_dir / "ckpt-3.index").exists(), what="the first checkpoint")
+        (trainer,) = children(supervisor.pid)
+        os.kill(trainer, signal.SIGKILL)
+        out, err = supervisor.communicate(timeout=900)
+    assert supervisor.returncode == 0, err
+    assert err.count("odapi train crashed: killed by SIGKILL (the kernel's OOM killer") == 1
+    assert "Starting it again in 2 s" in err
+    assert f"resuming {model_dir} from step" in err
+    # progress through a pipe: whole lines, the last at the final step
+    assert "\r" not in err
+    assert "train 12/12 (100%) steps | total_loss " in err
+    assert (model_dir / "ckpt-12.index").exists()
+    assert children(supervisor.pid) == []
+
+
+def test_a_stop_signal_is_passed_on_and_nothing_restarts(tmp_path):
+    with odapi_running("eval", "--restart-on-crash", "--model-dir", tmp_path / "model",
+                       "--follow", "--poll", "1") as supervisor:
+        line = supervisor.stdout.readline()
+        assert "waiting for training to start" in line
+        (evaluator,) = children(supervisor.pid)
+        supervisor.send_signal(signal.SIGTERM)
+        out, err = supervisor.communicate(timeout=60)
+    assert supervisor.returncode == 128 + signal.SIGTERM
+    assert "crashed" not in err
+    assert not Path(f"/proc/{evaluator}").exists()
+
+
+def test_gives_up_after_crashes_in_a_row(tmp_path):
+    """Each run killed soon after it starts: after `crash_limit` in a row, the last signal's
+    status, and a line that says so."""
+    me, killed, said = os.getpid(), [], []
+
+    def killer() -> None:
+        while len(killed) < 2:
+            for child in children(me):
+                if child not in killed and b"odapi" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    os.kill(child, signal.SIGKILL)
+                    killed.append(child)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    code = supervise(["eval", "--model-dir", str(tmp_path), "--follow", "--poll", "1"],
+                     said.append, crash_limit=2)
+    thread.join(timeout=5)
+    assert code == 128 + signal.SIGKILL
+    assert len(killed) == 2
+    assert said[0].startswith("odapi eval crashed: killed by SIGKILL")
+    assert said[-1].startswith("odapi eval crashed 2 times in a row (last: SIGKILL); giving up")
