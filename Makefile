@@ -21,7 +21,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check odapi tests bench
 
 test: setup lint  ## the whole suite, as CI runs it
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test-fast: setup  ## skip the slow tests
 	$(BIN)/pytest -m "not slow"
