@@ -42,6 +42,7 @@ bench: setup  ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/convert_speed.py
 	$(BIN)/python bench/convert_memory.py
 	$(BIN)/python bench/demo_quality.py
+	$(BIN)/python bench/fine_tune.py
 	$(BIN)/python bench/images.py --cuda
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/train_overhead.py

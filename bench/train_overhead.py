@@ -141,12 +141,13 @@ def main() -> None:
     from odapi.data.prepare import prepare_records
     from odapi.demo import DEMO_SPLIT
     from odapi.engine.config import resolve
+    from odapi.engine.length import Length
 
     work = args.work or Path(tempfile.mkdtemp(prefix="odapi-bench-train-"))
     records = prepare_records(work / "data", work / "records", demo_if_empty=True,
                     options=ConvertOptions(split=DEMO_SPLIT, progress=False),
                     log=lambda _: None)
-    params = resolve("demo", data=records, steps=args.steps).params
+    params = resolve("demo", data=records, length=Length(steps=args.steps)).params
     trainer = params.trainer
     if args.steps % trainer.steps_per_loop or trainer.summary_interval != trainer.steps_per_loop:
         raise SystemExit("--steps must be a multiple of steps_per_loop, and summaries written "

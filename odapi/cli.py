@@ -32,6 +32,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     return positive_int(text) if text.strip() not in ("0", "+0", "-0") else 0
 
@@ -104,41 +114,30 @@ def _quiet_model_garden(verbose: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from odapi.engine.config import resolve
-    from odapi.engine.train import summary_table, train
+    from odapi.engine.job import TrainRequest, plan, run_training
+    from odapi.engine.length import Length
+    from odapi.engine.train import summary_table
 
     _quiet_model_garden(args.verbose)
-    data = args.data
-    if data is not None and not args.check and not _is_pipeline_config(args.config):
-        from odapi.data.prepare import prepare_records
-
-        data = prepare_records(data, args.model_dir / "records", options=_reading_options(args),
-                               demo_if_empty=args.demo_if_empty,
-                               log=lambda m: print(m, file=sys.stderr))
-    run = resolve(args.config, data=data, train_data=args.train_data,
-                  val_data=args.val_data, label_map=args.label_map, steps=args.steps,
-                  sets=args.set, init_checkpoint=args.init_checkpoint,
-                  eval_every=args.eval_every,
-                  sample_1_of_n_eval=args.sample_1_of_n_eval_examples)
-    for note in run.notes:
-        print(f"note: {note}", file=sys.stderr)
+    request = TrainRequest(
+        model_dir=args.model_dir, config=args.config, data=args.data,
+        reading=_reading_options(args), demo_if_empty=args.demo_if_empty,
+        train_data=args.train_data, val_data=args.val_data, label_map=args.label_map,
+        length=Length(steps=args.steps, epochs=args.epochs), sets=args.set,
+        init_checkpoint=args.init_checkpoint, from_scratch=args.from_scratch,
+        eval_every=args.eval_every, sample_1_of_n_eval=args.sample_1_of_n_eval_examples)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     if args.check:
         import yaml
 
+        run = plan(request, log, prepare=False)
         print(yaml.safe_dump(run.to_dict(), sort_keys=False))
         print(f"config {run.source} resolves: {len(run.label_map)} classes (model outputs "
               f"{run.label_map.max_id + 1} with background); nothing was trained (--check)")
         return EXIT_OK
-    from odapi.engine.eval_subset import use_eval_subset
-
-    subset = use_eval_subset(run, args.model_dir)
-    if subset and subset.path:
-        print(f"evaluating {subset.examples} of {subset.total} validation examples (1 in "
-              f"{subset.every}{f', at most {subset.limit}' if subset.limit else ''}): "
-              f"{subset.path}", file=sys.stderr)
     ready = ReadyFile(args.ready_file)
-    result = train(run, args.model_dir, progress=not args.quiet, verbose=args.verbose,
-                   on_started=ready.write)
+    result = run_training(request, log, progress=not args.quiet, verbose=args.verbose,
+                          on_started=ready.write)
     print(summary_table(result))
     ready.linger()
     return 130 if result.interrupted else EXIT_OK
@@ -165,13 +164,6 @@ class ReadyFile:
     def linger(self) -> None:
         if self.written_at is not None:
             time.sleep(max(0.0, self.written_at + self.LINGER - time.monotonic()))
-
-
-def _is_pipeline_config(config: str) -> bool:
-    from odapi.engine.config import find_config
-    from odapi.engine.pipeline.reading import is_pipeline_config
-
-    return is_pipeline_config(find_config(config))
 
 
 def cmd_config_explain(args: argparse.Namespace) -> int:
@@ -230,6 +222,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("nothing new to evaluate: every checkpoint's step already has results under "
               f"{args.model_dir}")
     return EXIT_OK
+
+
+def cmd_checkpoints_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from odapi import zoo
+
+    rows = [[name, entry.what, ", ".join(entry.fits), size, state]
+            for name, entry, size, state in zoo.listing()]
+    print(tabulate(rows, headers=["name", "what", "fits", "size", "cache"]))
+    print(f"\ncache: {zoo.cache_dir()} (ODAPI_CACHE); `coco` names the config's own COCO "
+          "checkpoint")
+    return EXIT_OK
+
+
+def cmd_checkpoints_download(args: argparse.Namespace) -> int:
+    from odapi import zoo
+
+    for name in args.names:
+        prefix = zoo.fetch(name, log=lambda m: print(m, file=sys.stderr), progress=not args.quiet)
+        print(f"{name}: {prefix}")
+    return EXIT_OK
+
+
+def cmd_checkpoints_verify(args: argparse.Namespace) -> int:
+    from odapi import zoo
+
+    states = zoo.verify()
+    for name, state in states.items():
+        print(f"{name}: {state}")
+    if not states:
+        print(f"no checkpoint in {zoo.cache_dir()} yet")
+    return EXIT_OK if all(state == "ok" for state in states.values()) else EXIT_FAILED
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
@@ -408,17 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a detector on converted records (resumes in the same model dir)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train with TF Model Garden. CONFIG is a preset from configs/ ("
-                    + ", ".join(_presets()) + ") or a YAML file naming a Model Garden "
-                    "experiment with its overrides. The class count comes from the label map. "
-                    "The same command again resumes from the latest checkpoint.",
+                    + ", ".join(_presets()) + "), a YAML file naming a Model Garden "
+                    "experiment with its overrides, or an OD API pipeline.config. Without "
+                    "--config, a real dataset trains retinanet_resnet50_fpn (GPU) or "
+                    "retinanet_mobile (CPU) fine-tuned from its COCO checkpoint, and the "
+                    "synthetic demo trains demo from scratch. The class count comes from the "
+                    "label map. The same command again resumes from the latest checkpoint.",
         epilog="examples:\n"
+               "  odapi train --data my-dataset --model-dir runs/mine\n"
                "  odapi train --config demo --data records --model-dir runs/demo\n"
                "  odapi train --config retinanet_resnet50_fpn --data records --model-dir runs/r50 "
-               "\\\n      --init-checkpoint retinanet-resnet50/ckpt-33264 --eval-every 1000\n"
+               "\\\n      --init-checkpoint coco --epochs 30 --eval-every 1000\n"
                "  odapi train --config demo --data records --model-dir runs/x "
                "--set task.train_data.global_batch_size=4")
-    p.add_argument("--config", required=True,
-                   help="preset name, experiment YAML, or an OD API pipeline.config")
+    p.add_argument("--config",
+                   help="preset name, experiment YAML, or an OD API pipeline.config (default, "
+                        "or `auto`: chosen for the data, as above)")
     p.add_argument("--model-dir", type=Path, required=True,
                    help="checkpoints, event files and the run manifest go here")
     p.add_argument("--data", type=Path, metavar="DIR",
@@ -434,13 +464,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", metavar="GLOB", help="training records (overrides --data)")
     p.add_argument("--val-data", metavar="GLOB", help="validation records (overrides --data)")
     p.add_argument("--steps", "--num-train-steps", "--num_train_steps", dest="steps",
-                   type=positive_int, metavar="N", help="train until step N")
+                   type=positive_int, metavar="N",
+                   help="train until step N (the learning-rate schedule stretches with it)")
+    p.add_argument("--epochs", type=positive_float, metavar="N",
+                   help="train N passes over the training records (instead of --steps)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a Model Garden config key, e.g. trainer.train_steps=500 "
                         "(repeatable; values are YAML)")
-    p.add_argument("--init-checkpoint", metavar="PATH",
-                   help="fine-tune from a Model Garden checkpoint or another odapi run's model "
-                        "dir; with another class count only backbone and decoder are restored")
+    p.add_argument("--init-checkpoint", metavar="NAME|PATH",
+                   help="fine-tune from `coco` (the config's COCO checkpoint), a published "
+                        "checkpoint's name (`odapi checkpoints list`; downloaded on first use), "
+                        "a checkpoint path or another odapi run's model dir; with another class "
+                        "count only backbone and decoder are restored")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="start from random weights, whatever the config or the default says")
     p.add_argument("--sample-1-of-n-eval-examples", "--sample_1_of_n_eval_examples",
                    dest="sample_1_of_n_eval_examples", type=positive_int, metavar="N",
                    help="evaluate every Nth validation example (a sample written into the "
@@ -494,6 +531,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="with --follow, give up after this long without a new checkpoint")
     p.set_defaults(run=cmd_eval)
+
+    p = add("checkpoints", help="list, download and verify published checkpoints by name",
+            description="The checkpoints `--init-checkpoint NAME` takes, and the local cache "
+                        "they are downloaded into on first use ($ODAPI_CACHE, default "
+                        "~/.cache/odapi). On a host without internet, put the published file "
+                        "in the cache's checkpoints/downloads/ folder.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    action = actions.add_parser("list", parents=[common], help="the table, and what is cached")
+    action.set_defaults(run=cmd_checkpoints_list)
+    action = actions.add_parser("download", parents=[common], help="fill the cache")
+    action.add_argument("names", nargs="+", metavar="NAME")
+    action.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    action.set_defaults(run=cmd_checkpoints_download)
+    action = actions.add_parser("verify", parents=[common],
+                                help="check every cached file's sha256 (exit 1 if one changed)")
+    action.set_defaults(run=cmd_checkpoints_verify)
 
     p = add("tensorboard", help="serve TensorBoard on a model dir",
             description="TensorBoard with the run's train and eval scalars and images.")

@@ -1,7 +1,7 @@
 """`odapi demo`: the whole pipeline on synthetic data, offline and on a CPU in minutes.
 
 demo data -> records (with a held-out validation split) -> train `configs/demo.yaml` ->
-evaluate on the held-out images -> a table of the result.
+evaluate on the held-out images -> a table of the result; `engine/job.py` does the middle.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from odapi.data.convert import ConvertOptions
-from odapi.data.prepare import prepare_records
-from odapi.engine.config import resolve
-from odapi.engine.train import TrainResult, summary_table, train
+from odapi.engine.job import TrainRequest, run_training
+from odapi.engine.length import Length
+from odapi.engine.train import TrainResult, summary_table
 from odapi.errors import OdapiError
 
 DEMO_SPLIT = {"train": 0.85, "val": 0.15}
@@ -35,16 +35,14 @@ class DemoResult:
 def run_demo(out: Path, steps: int | None = None, count: int = 400, progress: bool = True,
              log: Callable[[str], None] = print) -> DemoResult:
     out = Path(out)
-    records, model_dir = out / "records", out / "model"
-    log(f"1/4 synthetic images, 2/4 records in {records}")
-    prepare_records(out / "data", records, options=ConvertOptions(split=DEMO_SPLIT,
-                                                                  progress=progress),
-                    demo_if_empty=True, demo_images=count, log=log)
-    run = resolve("demo", data=records, steps=steps)
-    run.eval_every = run.train_steps  # one evaluation, on the held-out images, at the end
-    log(f"3/4 training configs/demo.yaml for {run.train_steps} steps into {model_dir} "
+    model_dir = out / "model"
+    log(f"1/4 synthetic images, 2/4 records, 3/4 training configs/demo.yaml into {model_dir} "
         "(the same command resumes)")
-    result = train(run, model_dir, progress=progress)
+    request = TrainRequest(model_dir, config="demo", data=out / "data", demo_if_empty=True,
+                           demo_images=count,
+                           reading=ConvertOptions(split=DEMO_SPLIT, progress=progress),
+                           length=Length(steps=steps), eval_at_end=True)
+    result = run_training(request, log, progress=progress)
     log(summary_table(result))
     if result.interrupted:
         return DemoResult(result, {}, {})

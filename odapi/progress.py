@@ -102,7 +102,8 @@ class LineProgress:
         count = f"{self.n}/{self.total}" if self.total else str(self.n)
         if self.total:
             count += f" ({100 * self.n / self.total:.0f}%)"
-        parts = [f"{self.desc} {count} {self.unit}s"]
+        units = self.unit if self.unit.isupper() else f"{self.unit}s"  # MB, but steps
+        parts = [f"{self.desc} {count} {units}"]
         if self.postfix:
             parts.append(" ".join(f"{k} {v}" for k, v in self.postfix.items()))
         started, first = self._rate_from or (now, self.n)

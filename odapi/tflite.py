@@ -10,8 +10,7 @@ import numpy as np
 from PIL import Image
 
 from odapi.data.examples import from_tf_example
-from odapi.data.records import read_records
-from odapi.engine.preflight import record_files
+from odapi.data.records import read_records, record_files
 from odapi.errors import OdapiError
 
 CHECK_IMAGES = 4

@@ -1,12 +1,18 @@
-"""Shared helpers: run the CLI the way a user does, read what it wrote, prove inputs untouched."""
+"""Shared helpers: run the CLI the way a user does, read what it wrote, prove inputs untouched;
+records to train on, a published-style checkpoint and a loopback HTTP server that serves it."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
+import io
 import os
 import subprocess
 import sys
+import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,3 +120,59 @@ def training_records(tmp_path_factory) -> Path:
     assert main(["convert", str(root / "data" / "voc"), "--out", str(root / "records"),
                  "--split", "train=0.75,val=0.25", "-q"]) == 0
     return root / "records"
+
+
+@pytest.fixture(scope="session")
+def published(training_records, tmp_path_factory) -> bytes:
+    """spinenet49mobile.tar.gz as Model Garden lays it out, from 2 steps of retinanet_mobile."""
+    model_dir = tmp_path_factory.mktemp("published") / "model"
+    assert main(["train", "--config", "retinanet_mobile", "--data", str(training_records),
+                 "--model-dir", str(model_dir), "--steps", "2", "-q", *TINY]) == 0
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(model_dir.glob("ckpt-2.*")):
+            archive.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+class Server:
+    """A loopback HTTP server for the mirror; `mode` says how it misbehaves."""
+
+    def __init__(self, files: dict[str, bytes], host: str = "127.0.0.1"):
+        self.files, self.mode, self.requests = dict(files), "ok", []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the standard library's name
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.mode == "truncated":  # promise it all, send half, hang up
+                    self.wfile.write(body[:len(body) // 2])
+                elif server.mode == "stall":  # send half, then nothing, connection open
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(30)
+                else:
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -20,8 +20,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_layouts import labelimg
 
-from conftest import TINY
+from odapi.data.synthetic import write_demo_dataset
+
+from conftest import TINY, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "odapi:cpu"
@@ -217,10 +220,6 @@ def test_a_labelimg_dataset_trains_shows_progress_and_survives_a_crash(client, i
     """`docker compose up train` on a LabelImg dataset, no dataset flags: it converts, and
     `docker compose logs train` shows progress lines while it trains; the trainer killed with
     SIGKILL (what the OOM killer does) starts again and resumes; the service ends with 0."""
-    from test_layouts import labelimg
-
-    from odapi.data.synthetic import write_demo_dataset
-
     write_demo_dataset(tmp_path / "source", count=24, seed=1, formats=("voc",))
     data = labelimg(tmp_path / "source", tmp_path / "dataset")
     env = stack_env(tmp_path, data, " ".join(["--steps", "30", *TINY]))
@@ -256,13 +255,36 @@ def test_a_labelimg_dataset_trains_shows_progress_and_survives_a_crash(client, i
         compose(env, "down", "--volumes", "--remove-orphans")
 
 
+def test_a_real_dataset_fine_tunes_from_the_coco_checkpoint_by_default(client, image, tmp_path,
+                                                                       published):
+    """`docker compose up train` with only ODAPI_DATA: a real preset fine-tuned from its COCO
+    checkpoint, downloaded (from a mirror on this host, as the publisher's files) into the
+    checkpoints volume on first use; said at the start; it finishes."""
+    write_demo_dataset(tmp_path / "source", count=12, seed=2, formats=("voc",))
+    data = labelimg(tmp_path / "source", tmp_path / "dataset")
+    path = "/tf_model_garden/vision/retinanet/spinenet49mobile.tar.gz"
+    mirror = Server({path: published}, host="0.0.0.0")
+    env = stack_env(tmp_path, data, " ".join(["--steps", "3", *TINY]))
+    env["ODAPI_CHECKPOINT_MIRROR"] = mirror.url("host.docker.internal")
+    try:
+        assert compose(env, "up", "--detach", "--no-build", "train").returncode == 0
+        assert wait_for_exit(client, env["COMPOSE_PROJECT_NAME"], "train") == 0, \
+            compose(env, "logs", "train").stdout[-4000:]
+        logs = compose(env, "logs", "train").stdout
+        assert "no --config: training the `retinanet_mobile` preset (no GPU here" in logs
+        assert f"downloading {env['ODAPI_CHECKPOINT_MIRROR']}{path}" in logs
+        assert "fine-tuning from /checkpoints/spinenet49mobile-coco/ckpt-2: restored backbone" \
+            in logs
+        assert mirror.requests == [path]
+        assert (tmp_path / "model" / "ckpt-3.index").exists()
+    finally:
+        mirror.close()
+        compose(env, "down", "--volumes", "--remove-orphans")
+
+
 def test_a_dataset_without_usable_images_ends_the_stack_once(client, image, tmp_path):
     """No image can be found: `docker compose up` (train, eval, tensorboard) prints the error
     once and returns; nothing is restarted, and eval and TensorBoard never start."""
-    from test_layouts import labelimg
-
-    from odapi.data.synthetic import write_demo_dataset
-
     write_demo_dataset(tmp_path / "source", count=4, seed=1, formats=("voc",))
     data = labelimg(tmp_path / "source", tmp_path / "dataset")
     shutil.rmtree(data / "images")

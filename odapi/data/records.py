@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
+import json
 import math
 import os
 import re
@@ -37,6 +39,40 @@ def evaluation_split(folder: str | Path) -> str:
     `test` split (train/test datasets, as in the OD API tutorial), `test`."""
     has = {split: any(Path(folder).glob(f"{split}-*.tfrecord")) for split in ("val", "test")}
     return "test" if has["test"] and not has["val"] else "val"
+
+
+def record_files(pattern: str) -> list[Path]:
+    """The files a records pattern names: comma-separated files and globs, in order."""
+    files: list[Path] = []
+    for part in (p for p in str(pattern).split(",") if p):
+        if any(c in part for c in "*?["):
+            files += [Path(f) for f in sorted(glob.glob(part))]
+        elif Path(part).is_file():
+            files.append(Path(part))
+    return files
+
+
+def count_examples(pattern: str) -> int | None:
+    """How many examples the records hold (None when no file matches): from the conversion
+    report when `pattern` is one split of a folder `odapi convert` wrote, else by reading."""
+    files = record_files(pattern)
+    if not files:
+        return None
+    folder, name = os.path.split(pattern)
+    split = name.split("-", 1)[0]
+    if name == f"{split}-*.tfrecord":
+        try:
+            report = json.loads((Path(folder) / COMPLETION_MARKER).read_text())
+            return int(report["splits"][split]["images"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    import tensorflow as tf
+
+    try:
+        dataset = tf.data.TFRecordDataset([str(f) for f in files])
+        return int(dataset.reduce(0, lambda count, _: count + 1))
+    except tf.errors.OpError:  # unreadable: pre-flight names the file
+        return None
 
 
 def shard_names(split: str, num_shards: int) -> list[str]:

@@ -2,11 +2,18 @@
 
 CONFIG is a preset name from `configs/` or a YAML file: Model Garden's experiment keys (`task`,
 `trainer`, `runtime`) under an `experiment:` naming the registered Model Garden experiment to
-start from, plus odapi's `label_map:`. An OD API pipeline.config is translated into the same
-tree first (`engine/pipeline`). Resolution, in order: the experiment's defaults; odapi's
-defaults for training on your own records (no COCO annotation file, no unreachable gs://
-checkpoints, every validation image evaluated); the YAML; `--set key=value`; the command line's
-data paths and steps; the class count from the label map; the device policy (GPU if present).
+start from, plus odapi's `label_map:`. Resolution runs in stages, in this order:
+
+1. the file: the YAML, or an OD API pipeline.config translated into the same tree
+   (`engine/pipeline`);
+2. the experiment's defaults, and odapi's for training on your own records (no COCO
+   annotation file, no unreachable gs:// checkpoints, every validation image evaluated);
+3. the file's keys, then `--set key=value`;
+4. the data paths: command line, then the `--data` folder, then the file;
+5. the label map, and the class count from it;
+6. the length (`--steps`, `--epochs`, ...) with the learning-rate schedule stretched to it;
+7. the checkpoint to start from, which odapi restores itself;
+8. the device policy (GPU if present).
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from odapi.data.records import evaluation_split, split_pattern
+from odapi.data.records import count_examples, evaluation_split, split_pattern
+from odapi.engine.length import Length, RunLength, decide, scale_schedule
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
 
@@ -70,6 +78,7 @@ class RunConfig:
     eval_sample_every: int = 1  # evaluate every Nth validation example
     eval_sample_limit: int | None = None  # and at most this many
     eval_subset: dict | None = None  # the sample written for that (eval_subset.py)
+    length: RunLength | None = None  # steps, and epochs of the training records
     notes: list[str] = field(default_factory=list)  # approximations the user should know
 
     @property
@@ -93,6 +102,8 @@ class RunConfig:
             "eval_every": self.eval_every,
             "params": self.params.as_dict(),
         }
+        if self.length:
+            result["length"] = self.length.to_dict()
         if self.eval_subset:
             result["eval_subset"] = self.eval_subset
         if self.notes:
@@ -300,34 +311,74 @@ def _device_policy(params, explicit: set[str]) -> None:
 
 def resolve(config: str | Path, *, data: Path | None = None, train_data: str | None = None,
             val_data: str | None = None, label_map: Path | None = None,
-            steps: int | None = None, sets: list[str] = (), init_checkpoint: str | None = None,
-            eval_every: int | None = None,
+            length: Length | None = None, sets: list[str] = (),
+            init_checkpoint: str | None = None, eval_every: int | None = None,
             sample_1_of_n_eval: int | None = None) -> RunConfig:
     """Resolve CONFIG and the command line into a RunConfig (no TensorFlow graph is built).
 
-    `data` is a folder written by `odapi convert`: its train-*, val-* records and label map.
-    A pipeline.config names its own records and label map; `data` is then the second place
-    its relative paths are looked up, and fills in only what the config leaves out.
+    `data` is a folder written by `odapi convert`: its train-*, val-* (or test-*) records and
+    label map. A pipeline.config names its own records and label map; `data` is then the second
+    place its relative paths are looked up, and fills in only what the config leaves out. The
+    stages below run in the order the module's docstring gives.
     """
-    from official.core import exp_factory
-    from official.vision import registry_imports  # noqa: F401  (registers the experiments)
+    path = find_config(config)
+    given = {key: str(value) for key, value in (
+        ("train_data", train_data), ("val_data", val_data), ("label_map", label_map),
+        ("init_checkpoint", init_checkpoint)) if value}
+    source = _read_source(path, data, given)
+    experiment, params = _experiment(source.tree.pop("experiment", None), path)
+    file_steps, explicit, on_command_line = _apply_file_and_sets(params, source.tree, sets, path)
+    notes = source.notes + _apply_data_paths(params, source, data, train_data, val_data)
+    labels, label_map = _apply_label_map(params, source, data, label_map, explicit, path)
+    run_length, scaled = _apply_length(params, length or Length(), file_steps, on_command_line)
+    notes += scaled
+    checkpoint = _take_init_checkpoint(params, init_checkpoint, source.base)
+    _device_policy(params, explicit)
+    try:
+        params.validate()
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
+        raise OdapiError(f"the resolved config is inconsistent: {e}", where=str(path)) from None
+    pipeline = source.pipeline
+    return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
+                     label_map_path=label_map, init_checkpoint=checkpoint,
+                     eval_every=eval_every, explicit_keys=explicit, length=run_length,
+                     eval_sample_every=sample_1_of_n_eval
+                     or (pipeline.eval_every_nth if pipeline else 1),
+                     eval_sample_limit=pipeline.max_eval_examples if pipeline else None,
+                     notes=notes)
 
+
+@dataclass
+class _Source:
+    """The config file as a tree of overrides, with what it says outside Model Garden's keys."""
+
+    tree: dict
+    base: Path  # the file's folder: its relative paths start here
+    label_map: str | None  # its `label_map:`
+    pipeline: Any = None  # the Translation, for a pipeline.config
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_source(path: Path, data: Path | None, given: dict[str, str]) -> _Source:
+    """Stage 1: the YAML file, or the pipeline.config translated into the same tree."""
     from odapi.engine.pipeline.reading import is_pipeline_config
 
-    path = find_config(config)
-    base = path.parent
-    pipeline = None
     if is_pipeline_config(path):
         from odapi.engine.pipeline.translate import translate
 
-        given = {key: str(value) for key, value in (
-            ("train_data", train_data), ("val_data", val_data), ("label_map", label_map),
-            ("init_checkpoint", init_checkpoint)) if value}
         pipeline = translate(path, data=data, given=given)
         tree = copy.deepcopy(pipeline.tree)
-    else:
-        tree = _load_yaml(path)
-    experiment = tree.pop("experiment", None)
+        return _Source(tree, path.parent, tree.pop("label_map", None), pipeline,
+                       pipeline.warnings())
+    tree = _load_yaml(path)
+    return _Source(tree, path.parent, tree.pop("label_map", None))
+
+
+def _experiment(experiment: Any, path: Path):
+    """Stage 2: the registered Model Garden experiment's defaults, with odapi's on top."""
+    from official.core import exp_factory
+    from official.vision import registry_imports  # noqa: F401  (registers the experiments)
+
     if not experiment:
         raise OdapiError("the config does not name its Model Garden experiment; add e.g. "
                          "`experiment: retinanet_mobile_coco`", where=str(path))
@@ -345,19 +396,29 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
                          f"experiments: {', '.join(known)}", where=str(path)) from None
     params = copy.deepcopy(params)
     _override(params, _model_garden_defaults(), "odapi defaults")
+    return experiment, params
 
-    label_map_value = tree.pop("label_map", None)
+
+def _apply_file_and_sets(params, tree: dict, sets: list[str], path: Path):
+    """Stage 3: the file's keys, then `--set`; (the file's train_steps, every key the user
+    set, the keys set on the command line)."""
     explicit = _check_keys(params, tree, str(path))
     _override(params, tree, str(path))
+    file_steps = int(params.trainer.train_steps)
+    on_command_line: set[str] = set()
     for assignment in sets:
         key, value = parse_set(assignment)
-        explicit |= _check_keys(params, _nest(key, value), f"--set {assignment}")
+        on_command_line |= _check_keys(params, _nest(key, value), f"--set {assignment}")
         _override(params, _nest(key, value), f"--set {assignment}")
+    return file_steps, explicit | on_command_line, on_command_line
 
-    # data: command line > --data folder > config file
-    notes = pipeline.warnings() if pipeline else []
+
+def _apply_data_paths(params, source: _Source, data: Path | None, train_data: str | None,
+                      val_data: str | None) -> list[str]:
+    """Stage 4: the records, command line > --data folder > config file; notes to tell."""
+    notes = []
+    pipeline = source.pipeline
     if data is not None:
-        data = Path(data)
         if not (pipeline and pipeline.train_data):
             train_data = train_data or split_pattern(data, "train")
         if not (pipeline and pipeline.val_data) and not val_data:
@@ -366,25 +427,24 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
             if split == "test":
                 notes.append(f"{data} has no val split: evaluating on its test split "
                              f"({val_data})")
-        if not (pipeline and pipeline.label_map):
-            label_map = label_map or data / "label_map.pbtxt"
-    paths: dict = {"task": {"train_data": {}, "validation_data": {}}}
-    if train_data:
-        paths["task"]["train_data"]["input_path"] = str(train_data)
-    else:
-        paths["task"]["train_data"]["input_path"] = _resolve_path(
-            str(params.task.train_data.input_path), base)
-    if val_data:
-        paths["task"]["validation_data"]["input_path"] = str(val_data)
-    else:
-        paths["task"]["validation_data"]["input_path"] = _resolve_path(
-            str(params.task.validation_data.input_path), base)
-    _override(params, paths, "data paths")
-    if steps is not None:
-        _override(params, {"trainer": {"train_steps": steps}}, "--steps")
+    paths = {
+        "train_data": {"input_path": str(train_data) if train_data else _resolve_path(
+            str(params.task.train_data.input_path), source.base)},
+        "validation_data": {"input_path": str(val_data) if val_data else _resolve_path(
+            str(params.task.validation_data.input_path), source.base)},
+    }
+    _override(params, {"task": paths}, "data paths")
+    return notes
 
-    if label_map is None and label_map_value:
-        label_map = Path(_resolve_path(str(label_map_value), base))
+
+def _apply_label_map(params, source: _Source, data: Path | None, label_map: Path | None,
+                     explicit: set[str], path: Path) -> tuple[LabelMap, Path]:
+    """Stage 5: the label map (command line > --data > config) and the class count from it."""
+    pipeline = source.pipeline
+    if label_map is None and data is not None and not (pipeline and pipeline.label_map):
+        label_map = Path(data) / "label_map.pbtxt"
+    if label_map is None and source.label_map:
+        label_map = Path(_resolve_path(str(source.label_map), source.base))
     if label_map is None:
         raise OdapiError("no label map: pass --data DIR (a folder `odapi convert` wrote), "
                          "--label-map FILE, or set label_map: in the config", where=str(path))
@@ -399,22 +459,33 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
             f"map {label_map} needs {num_classes} (its largest id + 1 for background); odapi "
             "derives it from the label map, so leave it out of the config and --set")
     _override(params, {"task": {"model": {"num_classes": num_classes}}}, "label map")
+    return labels, Path(label_map)
 
-    # odapi restores init checkpoints itself (any layout, with a fit check): take the key out
-    # of Model Garden's hands and keep it in the RunConfig
+
+def _apply_length(params, length: Length, file_steps: int,
+                  on_command_line: set[str]) -> tuple[RunLength, list[str]]:
+    """Stage 6: the run's steps (--steps, --epochs, --set, the file) and the learning-rate
+    schedule stretched to them (engine/length.py)."""
+    examples = count_examples(str(params.task.train_data.input_path))
+    set_steps = int(params.trainer.train_steps) \
+        if "trainer.train_steps" in on_command_line else None
+    run_length = decide(length, file_steps, set_steps, examples,
+                        int(params.task.train_data.global_batch_size))
+    overrides, changes = scale_schedule(params.trainer.optimizer_config, file_steps,
+                                        run_length.steps, on_command_line)
+    _override(params, {"trainer": {"train_steps": run_length.steps,
+                                   "optimizer_config": overrides}}, run_length.source)
+    notes = [f"learning-rate schedule stretched from the config's {file_steps} steps to "
+             f"{run_length.steps}: {', '.join(changes)}"] if changes else []
+    return run_length, notes
+
+
+def _take_init_checkpoint(params, init_checkpoint: str | None, base: Path) -> str | None:
+    """Stage 7: odapi restores init checkpoints itself (any layout, with a fit check), so the
+    config's key leaves Model Garden's hands and the RunConfig keeps it."""
     configured = params.task.init_checkpoint
     if configured:
         _override(params, {"task": {"init_checkpoint": None}}, "init_checkpoint")
-    checkpoint = init_checkpoint or (_resolve_path(str(configured), base) if configured else None)
-    _device_policy(params, explicit)
-    try:
-        params.validate()
-    except (KeyError, ValueError, AssertionError, TypeError) as e:
-        raise OdapiError(f"the resolved config is inconsistent: {e}", where=str(path)) from None
-    return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
-                     label_map_path=Path(label_map), init_checkpoint=checkpoint,
-                     eval_every=eval_every, explicit_keys=explicit,
-                     eval_sample_every=sample_1_of_n_eval
-                     or (pipeline.eval_every_nth if pipeline else 1),
-                     eval_sample_limit=pipeline.max_eval_examples if pipeline else None,
-                     notes=notes)
+    if init_checkpoint:
+        return init_checkpoint
+    return _resolve_path(str(configured), base) if configured else None

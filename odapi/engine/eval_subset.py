@@ -14,8 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from odapi.data.records import read_records
-from odapi.engine.preflight import record_files
+from odapi.data.records import read_records, record_files
 
 SUBSET_DIR = "eval-subset"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import tempfile
@@ -10,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odapi.data.records import record_files
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
 
@@ -29,15 +29,6 @@ class RecordSet:
         return {"pattern": self.pattern, "examples": self.examples, "boxes": self.boxes,
                 "boxes_per_class_id": {str(k): v for k, v in sorted(self.labels.items())},
                 "files": self.fingerprint}
-
-
-def record_files(pattern: str) -> list[Path]:
-    patterns = [p for p in str(pattern).split(",") if p]
-    files: list[Path] = []
-    for p in patterns:
-        files += [Path(f) for f in sorted(glob.glob(p))] if any(c in p for c in "*?[") \
-            else ([Path(p)] if Path(p).is_file() else [])
-    return files
 
 
 def _sha256(path: Path) -> str:

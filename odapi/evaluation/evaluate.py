@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from odapi.data.examples import DetectionExample, from_tf_example
-from odapi.data.records import read_records
+from odapi.data.records import read_records, record_files
 from odapi.engine.checkpoints import (
     checkpoint_step,
     latest_checkpoint,
@@ -28,7 +28,6 @@ from odapi.engine.checkpoints import (
     pin_checkpoint,
 )
 from odapi.engine.manifest import load_run, now, read_manifest
-from odapi.engine.preflight import record_files
 from odapi.errors import OdapiError
 from odapi.evaluation.coco import PerClassCOCOEvaluator
 from odapi.evaluation.pictures import Detections, side_by_side

@@ -1,0 +1,147 @@
+"""`odapi train` as one call, in the order it has to happen. The CLI, the demo and library
+users all come through here; none of them repeats the order.
+
+1. records: the `--data` folder as it is, converted from annotations, or the synthetic demo
+   (`data/prepare.py`);
+2. the config: the one named, or chosen for the data: the synthetic demo trains the `demo`
+   preset from scratch, a real dataset a real preset fine-tuned from its COCO checkpoint
+   (`retinanet_resnet50_fpn` with a GPU, `retinanet_mobile` without) for FINE_TUNE's epochs;
+3. resolution, with the length (`engine/config.py`);
+4. the checkpoint to start from, fetched by name on first use (`zoo.py`);
+5. the evaluation sample (`engine/eval_subset.py`);
+6. training (`engine/train.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from odapi.data.convert import ConvertOptions
+from odapi.data.prepare import DEMO_IMAGES, is_empty, prepare_records
+from odapi.engine.config import RunConfig, resolve
+from odapi.engine.length import Length
+from odapi.engine.train import TrainResult, train
+
+AUTO = "auto"  # --config auto: as without --config (what compose passes when none is set)
+FINE_TUNE = Length(epochs=50, min_steps=300, max_steps=20000)  # a real dataset's default
+DEMO_PRESET = "demo"
+GPU_PRESET, CPU_PRESET = "retinanet_resnet50_fpn", "retinanet_mobile"
+
+
+@dataclass
+class TrainRequest:
+    """Everything `odapi train` takes; see its --help."""
+
+    model_dir: Path
+    config: str | None = None  # preset, YAML or pipeline.config; None or AUTO: chosen
+    data: Path | None = None  # records, a dataset to convert, or (demo_if_empty) nothing
+    reading: ConvertOptions = field(default_factory=ConvertOptions)  # for converting --data
+    demo_if_empty: bool = False
+    demo_images: int = DEMO_IMAGES  # how many the synthetic demo has
+    train_data: str | None = None
+    val_data: str | None = None
+    label_map: Path | None = None
+    length: Length = field(default_factory=Length)
+    sets: list[str] = field(default_factory=list)
+    init_checkpoint: str | None = None  # a path, a published name (zoo.py), or "coco"
+    from_scratch: bool = False
+    eval_every: int | None = None
+    eval_at_end: bool = False  # one evaluation, after the last step (the demo's)
+    sample_1_of_n_eval: int | None = None
+
+
+def plan(request: TrainRequest, log: Callable[[str], None] = print,
+         prepare: bool = True) -> RunConfig:
+    """Stages 1 to 3: the records (converted unless `prepare` is off), the config, resolved."""
+    data = request.data
+    demo = data is not None and request.demo_if_empty and is_empty(Path(data))
+    if data is not None and prepare and not _is_pipeline_config(request.config):
+        reading = dataclasses.replace(request.reading, label_map=request.label_map)
+        data = prepare_records(data, Path(request.model_dir) / "records", options=reading,
+                               demo_if_empty=request.demo_if_empty,
+                               demo_images=request.demo_images, log=log)
+    config, init, length, why = request.config, request.init_checkpoint, request.length, None
+    if config in (None, AUTO):
+        config, init, length, why = _choose(request, demo)
+    run = resolve(config, data=data, train_data=request.train_data,
+                  val_data=request.val_data, label_map=request.label_map, length=length,
+                  sets=request.sets, init_checkpoint=None if request.from_scratch else init,
+                  eval_every=request.eval_every, sample_1_of_n_eval=request.sample_1_of_n_eval)
+    if request.from_scratch:
+        run.init_checkpoint = None
+    if request.eval_at_end and not run.eval_every:
+        run.eval_every = run.train_steps
+    if why:
+        log(why.format(steps=run.train_steps, epochs=run.length.epochs))
+    for note in run.notes:
+        log(f"note: {note}")
+    return run
+
+
+def run_training(request: TrainRequest, log: Callable[[str], None] = print,
+                 progress: bool = True, verbose: bool = False,
+                 on_started: Callable[[], None] | None = None) -> TrainResult:
+    """All of it: plan, then the checkpoint to start from, the evaluation sample, training."""
+    from odapi.engine.eval_subset import use_eval_subset
+
+    run = plan(request, log)
+    _fetch_init_checkpoint(run, Path(request.model_dir), log, progress)
+    subset = use_eval_subset(run, request.model_dir)
+    if subset and subset.path:
+        log(f"evaluating {subset.examples} of {subset.total} validation examples (1 in "
+            f"{subset.every}{f', at most {subset.limit}' if subset.limit else ''}): "
+            f"{subset.path}")
+    return train(run, request.model_dir, progress=progress, verbose=verbose,
+                 on_started=on_started)
+
+
+def _choose(request: TrainRequest, demo: bool):
+    """(config, init checkpoint, length, what to tell) when no config is named."""
+    if demo:
+        return DEMO_PRESET, request.init_checkpoint, request.length, (
+            "no --config: training the `demo` preset from scratch on the synthetic demo "
+            "({steps} steps); name another with --config")
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    preset = GPU_PRESET if gpu else CPU_PRESET
+    why = "a GPU is here" if gpu else "no GPU here; the mobile model trains in reasonable time " \
+        "on a CPU"
+    init = request.init_checkpoint or "coco"
+    start = "from scratch" if request.from_scratch else f"fine-tuned from {init}" + (
+        " (its COCO checkpoint)" if init == "coco" else "")
+    given = request.length.steps is not None or request.length.epochs is not None or any(
+        s.split("=", 1)[0].strip() == "trainer.train_steps" for s in request.sets)
+    length = request.length if given else FINE_TUNE
+    default = "" if given else (f"; {FINE_TUNE.epochs:g} epochs, at least "
+                                f"{FINE_TUNE.min_steps} and at most {FINE_TUNE.max_steps} steps")
+    return preset, init, length, (
+        f"no --config: training the `{preset}` preset ({why}), {start}, for {{steps}} steps "
+        f"({{epochs}} epochs{default}). Choose otherwise with --config PRESET, "
+        "--init-checkpoint, --from-scratch or --epochs")
+
+
+def _fetch_init_checkpoint(run: RunConfig, model_dir: Path, log, progress: bool) -> None:
+    """A published checkpoint named by --init-checkpoint (or `coco`), from the cache or
+    downloaded; not needed when the run resumes from its own checkpoint."""
+    from odapi import zoo
+    from odapi.engine.checkpoints import latest_checkpoint
+
+    name = run.init_checkpoint
+    if not name or not zoo.is_name(name) or latest_checkpoint(model_dir):
+        return
+    if name == zoo.COCO:
+        name = zoo.coco_checkpoint(run.experiment)
+    run.init_checkpoint = zoo.fetch(name, log=log, progress=progress)
+
+
+def _is_pipeline_config(config: str | None) -> bool:
+    if config in (None, AUTO):
+        return False
+    from odapi.engine.config import find_config
+    from odapi.engine.pipeline.reading import is_pipeline_config
+
+    return is_pipeline_config(find_config(config))
