@@ -27,16 +27,16 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="checkpoint interval in steps")
     args = parser.parse_args()
 
-    from odapi.cli import _quiet_model_garden
     from odapi.data.convert import ConvertOptions
     from odapi.data.prepare import prepare_records
     from odapi.demo import DEMO_SPLIT
-    from odapi.engine.checkpoints import checkpoint_step, list_checkpoints
     from odapi.engine.config import resolve
     from odapi.engine.train import train
     from odapi.evaluation.evaluate import evaluator_for_run
+    from odapi.model_dir.checkpoints import checkpoint_step, list_checkpoints
+    from odapi.quiet import quiet_model_garden
 
-    _quiet_model_garden(False)
+    quiet_model_garden(False)
     work = args.work or Path(tempfile.mkdtemp(prefix="odapi-bench-demo-"))
     started = time.time()
     prepare_records(work / "data", work / "records", demo_if_empty=True,

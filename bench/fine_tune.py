@@ -23,9 +23,9 @@ from common import arguments, describe, machine, publish  # noqa: E402
 
 def train_and_evaluate(request, label: str) -> dict:
     """Train, then AP50 and AP of each checkpoint on the held-out images."""
-    from odapi.engine.checkpoints import checkpoint_step, list_checkpoints
     from odapi.engine.job import run_training
     from odapi.evaluation.evaluate import evaluator_for_run
+    from odapi.model_dir.checkpoints import checkpoint_step, list_checkpoints
 
     started = time.monotonic()
     result = run_training(request, log=lambda m: print(f"[{label}] {m}"), progress=False)
@@ -48,14 +48,14 @@ def main() -> None:
     parser.add_argument("--pretrain-steps", type=int, default=300)
     args = parser.parse_args()
 
-    from odapi.cli import _quiet_model_garden
     from odapi.data.convert import ConvertOptions
     from odapi.data.synthetic import write_demo_dataset
     from odapi.demo import DEMO_SPLIT
     from odapi.engine.job import TrainRequest, run_training
     from odapi.engine.length import Length
+    from odapi.quiet import quiet_model_garden
 
-    _quiet_model_garden(False)
+    quiet_model_garden(False)
     work = args.work or Path(tempfile.mkdtemp(prefix="odapi-bench-finetune-"))
     if not (work / "other-shapes").exists():
         write_demo_dataset(work / "other-shapes", count=400, seed=7, formats=("voc",))

@@ -104,12 +104,12 @@ def main() -> None:
                         help="seconds to wait, before each round, for other work to finish")
     args = parser.parse_args()
 
-    from odapi.cli import _quiet_model_garden
     from odapi.data.convert import ConvertOptions
     from odapi.data.prepare import prepare_records
     from odapi.demo import DEMO_SPLIT
+    from odapi.quiet import quiet_model_garden
 
-    _quiet_model_garden(False)
+    quiet_model_garden(False)
     import tensorflow as tf
 
     work = args.work or Path(tempfile.mkdtemp(prefix="odapi-bench-input-"))

@@ -10,13 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tabulate import tabulate
-
 from odapi.data.convert import ConvertOptions
 from odapi.engine.job import TrainRequest, run_training
 from odapi.engine.length import Length
 from odapi.engine.train import TrainResult, summary_table
 from odapi.errors import OdapiError
+from odapi.evaluation.coco import metrics_table
 
 DEMO_SPLIT = {"train": 0.85, "val": 0.15}
 
@@ -47,7 +46,7 @@ def run_demo(out: Path, steps: int | None = None, count: int = 400, progress: bo
     if result.interrupted:
         return DemoResult(result, {}, {})
     if not result.evaluations:  # already trained and evaluated earlier
-        from odapi.evaluation.store import MetricsStore
+        from odapi.model_dir.metrics import MetricsStore
 
         evaluations = MetricsStore(model_dir).load()["evaluations"]
         if not evaluations:
@@ -57,8 +56,6 @@ def run_demo(out: Path, steps: int | None = None, count: int = 400, progress: bo
     else:
         metrics, per_class = result.evaluations[-1].metrics, result.evaluations[-1].per_class
     log("4/4 held-out evaluation")
-    log(tabulate([[k, f"{v:.3f}"] for k, v in metrics.items()], tablefmt="plain"))
-    log(tabulate([[n, f"{v['AP']:.3f}", f"{v['AP50']:.3f}"] for n, v in per_class.items()],
-                 headers=["class", "AP", "AP50"]))
+    log(metrics_table(metrics, per_class))
     log(f"\nsee it learn: odapi tensorboard --model-dir {model_dir}")
     return DemoResult(result, metrics, per_class)

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odapi.atomic import PrivateFolder
-from odapi.engine.checkpoints import (
+from odapi.data.boxes import in_original_image
+from odapi.errors import OdapiError
+from odapi.model_dir.checkpoints import (
     checkpoint_step,
     latest_checkpoint,
     pin_checkpoint,
     resolve_checkpoint,
 )
-from odapi.engine.manifest import load_run, now
-from odapi.errors import OdapiError
-from odapi.evaluation.store import MetricsStore
+from odapi.model_dir.manifest import load_run, now
+from odapi.model_dir.metrics import MetricsStore
 
 INPUT_TYPES = ("image_tensor", "image_bytes", "tf_example")
 SAVED_MODEL, TFLITE, TFLITE_QUANTIZED = "saved_model", "model.tflite", "model_quantized.tflite"
@@ -78,17 +79,14 @@ def _pin_choice(stack: contextlib.ExitStack, model_dir: Path, which: str,
 def _serving_module(params, input_type: str, batch_size: int | None):
     """Model Garden's DetectionModule with outputs in the OD API's form, for every model type."""
     import tensorflow as tf
-    from official.vision.ops import box_ops
     from official.vision.serving import detection
 
     class OdApiDetectionModule(detection.DetectionModule):
         def serve(self, images):
             outputs = super().serve(images)
-            info = outputs["image_info"]  # original size, scaled size, scale, offset
-            boxes = outputs["detection_boxes"] / tf.tile(info[:, 2:3, :], [1, 1, 2])
-            boxes = box_ops.normalize_boxes(boxes, info[:, 0:1, :])
             return {
-                "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
+                "detection_boxes": in_original_image(outputs["detection_boxes"],
+                                                     outputs["image_info"]),
                 "detection_scores": outputs["detection_scores"],
                 "detection_classes": tf.cast(outputs["detection_classes"], tf.float32),
                 "num_detections": tf.cast(outputs["num_detections"], tf.float32),

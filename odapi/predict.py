@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from odapi.atomic import atomic_write_text
+from odapi.data.boxes import iou
 from odapi.data.formats.locate import is_image
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
@@ -140,13 +141,6 @@ def _batches(paths: list[Path], size: int, report: PredictReport, log):
     yield from pending.values()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    y0, x0, y1, x1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, y1 - y0) * max(0.0, x1 - x0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _match(prediction: ImagePrediction, truth: list[tuple[int, np.ndarray]], keep: np.ndarray):
     """Greedy matching at IoU 0.5, same class: (matched detection flags, missed truths)."""
     matched = np.zeros(len(prediction.scores), bool)
@@ -154,7 +148,7 @@ def _match(prediction: ImagePrediction, truth: list[tuple[int, np.ndarray]], kee
     for i in np.argsort(-prediction.scores):
         if not keep[i]:
             continue
-        candidates = [(_iou(prediction.boxes[i], box), j) for j, (cls, box) in enumerate(truth)
+        candidates = [(iou(prediction.boxes[i], box), j) for j, (cls, box) in enumerate(truth)
                       if cls == prediction.classes[i] and j not in used]
         best = max(candidates, default=(0.0, -1))
         if best[0] >= MATCH_IOU:
@@ -283,9 +277,8 @@ class _GroundTruth:
         import contextlib
 
         from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
 
-        from odapi.evaluation.coco import METRIC_NAMES, per_class_ap
+        from odapi.evaluation.coco import METRIC_NAMES, coco_metrics
 
         images, annotations = [], []
         for prediction in predictions:
@@ -303,18 +296,12 @@ class _GroundTruth:
         coco_gt = COCO()
         coco_gt.dataset = {"images": images, "annotations": annotations, "categories": [
             {"id": i, "name": n} for i, n in label_map.names_by_id.items()]}
-        with contextlib.redirect_stdout(io.StringIO()):
+        if not results:
+            return dict.fromkeys(METRIC_NAMES, 0.0), {}
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it indexes
             coco_gt.createIndex()
-            coco_dt = coco_gt.loadRes(results) if results else None
-            if coco_dt is None:
-                return dict.fromkeys(METRIC_NAMES, 0.0), {}
-            evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
-            evaluator.params.imgIds = [image["id"] for image in images]
-            evaluator.evaluate()
-            evaluator.accumulate()
-            evaluator.summarize()
-        metrics = {n: float(v) for n, v in zip(METRIC_NAMES, evaluator.stats, strict=True)}
-        per_class = {label_map.names_by_id.get(i, str(i)): v
-                     for i, v in per_class_ap(evaluator).items()}
+            coco_dt = coco_gt.loadRes(results)
+        metrics, by_id = coco_metrics(coco_gt, coco_dt, [image["id"] for image in images])
+        per_class = {label_map.names_by_id.get(i, str(i)): v for i, v in by_id.items()}
         return metrics, per_class
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from odapi.data.boxes import iou
 from odapi.data.examples import from_tf_example
 from odapi.data.records import read_records, record_files
 from odapi.errors import OdapiError
@@ -63,14 +64,6 @@ def _detections(outputs: dict) -> list[tuple[int, float, np.ndarray]]:
     return [(int(c), float(s), b) for c, s, b in zip(classes, scores, boxes, strict=True)]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    y0, x0 = max(a[0], b[0]), max(a[1], b[1])
-    y1, x1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, y1 - y0) * max(0.0, x1 - x0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _saved_model_input(image: np.ndarray, input_type: str):
     import tensorflow as tf
 
@@ -104,7 +97,7 @@ def check_against_saved_model(tflite_path: Path, saved_model: Path, params, mode
         lite = _detections(runner(inputs=image[None]))
         for ours, theirs, side in ((reference, lite, "TFLite"), (lite, reference, "SavedModel")):
             for cls, score, box in (d for d in ours if d[1] >= SCORE_FLOOR):
-                twins = [(abs(score - s), _iou(box, b)) for c, s, b in theirs if c == cls]
+                twins = [(abs(score - s), iou(box, b)) for c, s, b in theirs if c == cls]
                 best = max(twins, key=lambda t: t[1], default=None)
                 if best is None or best[1] < tolerance["iou"] or \
                         best[0] > tolerance["score"]:

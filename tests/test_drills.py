@@ -348,8 +348,8 @@ def damage(model_dir: Path, final: bool = False) -> list[str]:
     That is tolerated after a kill, unless it is the latest, not once the run has finished."""
     import tensorflow as tf
 
-    from odapi.engine.checkpoints import list_checkpoints
     from odapi.labelmap import LabelMap
+    from odapi.model_dir.checkpoints import list_checkpoints
 
     problems = []
     try:

@@ -15,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 from test_train import TINY, cli
 
-from odapi.engine.checkpoints import checkpoint_step, list_checkpoints
+from odapi.model_dir.checkpoints import checkpoint_step, list_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +178,8 @@ def test_export_describes_the_checkpoint_it_exported_when_best_changes_meanwhile
                                                                                  tmp_path):
     """An evaluation that records a new best while the export runs replaces best/: the export
     still reads the checkpoint it chose (pinned) and its manifest describes that one."""
-    from odapi.evaluation.store import MetricsStore
     from odapi.export import export_model
+    from odapi.model_dir.metrics import MetricsStore
 
     copy = tmp_path / "model"
     shutil.copytree(run, copy)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from odapi.engine.checkpoints import pin_checkpoint
-from odapi.evaluation.store import BEST_DIR, MetricsStore
+from odapi.model_dir.checkpoints import pin_checkpoint
+from odapi.model_dir.metrics import BEST_DIR, MetricsStore
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_two_pins_of_one_process_keep_each_other(checkpoints, tmp_path):
 
 PIN_AND_WAIT = """
 import sys, time
-from odapi.engine.checkpoints import pin_checkpoint
+from odapi.model_dir.checkpoints import pin_checkpoint
 with pin_checkpoint(sys.argv[1], sys.argv[2]) as pinned:
     print(pinned, flush=True)
     time.sleep(600)

@@ -21,8 +21,8 @@ import yaml
 from odapi.cli import main
 from odapi.data.examples import from_tf_example
 from odapi.data.records import read_records
-from odapi.engine.checkpoints import list_checkpoints
-from odapi.engine.pipeline.reading import read_pipeline_config
+from odapi.engine.pipeline_config.reading import read_pipeline_config
+from odapi.model_dir.checkpoints import list_checkpoints
 
 from conftest import TINY
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from odapi.cli import main
-from odapi.engine.checkpoints import list_checkpoints
+from odapi.model_dir.checkpoints import list_checkpoints
 
 from conftest import TINY, odapi_running
 
@@ -181,8 +181,8 @@ def test_fine_tune_restore_copies_the_backbone_weights_exactly(trained, records)
     """Through the library API: after the restore, backbone weights equal the checkpoint's."""
     from official.core import task_factory
 
-    from odapi.engine.checkpoints import restore_for_fine_tuning
     from odapi.engine.config import resolve
+    from odapi.engine.fine_tuning import restore_for_fine_tuning
 
     model_dir, _ = trained
     run = resolve("demo", data=records, sets=[s for s in TINY if s != "--set"])

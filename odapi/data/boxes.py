@@ -11,6 +11,28 @@ EDGE_TOLERANCE = 0.02  # a box may overhang an edge by 2% of the side (at least 
 ROUNDING_PX = 0.01  # overhangs below this are float rounding (YOLO's centre form), clipped quietly
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two boxes given as (min, min, max, max) in one order, either
+    (xmin, ymin, xmax, ymax) or the OD API's (ymin, xmin, ymax, xmax)."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * \
+        max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def in_original_image(boxes, image_info):
+    """Model Garden's detection boxes, in pixels of the resized model input, as [0, 1] of the
+    original image, clipped: what the OD API returns. Batched (boxes [B, N, 4] ymin, xmin,
+    ymax, xmax; image_info [B, 4, 2]: original size, scaled size, scale, offset); TensorFlow
+    ops, so it runs in a serving graph as on arrays."""
+    import tensorflow as tf
+
+    image_info = tf.cast(image_info, tf.float32)
+    scale = tf.tile(image_info[:, 2:3, :], [1, 1, 2])
+    size = tf.tile(image_info[:, 0:1, :], [1, 1, 2])
+    return tf.clip_by_value(tf.cast(boxes, tf.float32) / scale / size, 0.0, 1.0)
+
+
 @dataclass(frozen=True, slots=True)
 class PlacedBox:
     """A box ready for a record: normalized to [0, 1] in the written image's frame."""

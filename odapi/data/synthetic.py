@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from odapi.data.annotations import AnnotatedImage, Box
+from odapi.data.boxes import iou
 from odapi.data.formats import coco, tf_csv, tutorial_csv, voc, yolo
 from odapi.errors import OdapiError
 
@@ -41,14 +42,6 @@ def _background(rng: random.Random, width: int, height: int) -> Image.Image:
         stripes = ((np.arange(width) // period) % 2)[None, :, None].astype(np.float32)
         pixels = np.broadcast_to(base * (0.6 + 0.4 * stripes), (height, width, 3)).copy()
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-
-
-def _iou(a: tuple, b: tuple) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple, color: tuple) -> tuple:
@@ -85,7 +78,7 @@ def generate_image(rng: random.Random, min_size: int = 192, max_size: int = 320
             h = w if shape != "triangle" else int(w * rng.uniform(0.75, 1.33))
             x0, y0 = rng.randint(0, width - w), rng.randint(0, height - h)
             box = (x0, y0, x0 + w, y0 + h)
-            if all(_iou(box, other) < 0.1 for other in placed):
+            if all(iou(box, other) < 0.1 for other in placed):
                 break
         else:
             continue

@@ -5,7 +5,7 @@ CONFIG is a preset name from `configs/` or a YAML file: Model Garden's experimen
 start from, plus odapi's `label_map:`. Resolution runs in stages, in this order:
 
 1. the file: the YAML, or an OD API pipeline.config translated into the same tree
-   (`engine/pipeline`);
+   (`engine/pipeline_config`);
 2. the experiment's defaults, and odapi's for training on your own records (no COCO
    annotation file, no unreachable gs:// checkpoints, every validation image evaluated);
 3. the file's keys, then `--set key=value`;
@@ -361,10 +361,10 @@ class _Source:
 
 def _read_source(path: Path, data: Path | None, given: dict[str, str]) -> _Source:
     """Stage 1: the YAML file, or the pipeline.config translated into the same tree."""
-    from odapi.engine.pipeline.reading import is_pipeline_config
+    from odapi.engine.pipeline_config.reading import is_pipeline_config
 
     if is_pipeline_config(path):
-        from odapi.engine.pipeline.translate import translate
+        from odapi.engine.pipeline_config.translate import translate
 
         pipeline = translate(path, data=data, given=given)
         tree = copy.deepcopy(pipeline.tree)
@@ -404,7 +404,7 @@ def _apply_file_and_sets(params, tree: dict, sets: list[str], path: Path):
     set, the keys set on the command line)."""
     explicit = _check_keys(params, tree, str(path))
     _override(params, tree, str(path))
-    file_steps = int(params.trainer.train_steps)
+    file_steps = _whole_steps(params.trainer.train_steps, str(path))
     on_command_line: set[str] = set()
     for assignment in sets:
         key, value = parse_set(assignment)
@@ -467,7 +467,7 @@ def _apply_length(params, length: Length, file_steps: int,
     """Stage 6: the run's steps (--steps, --epochs, --set, the file) and the learning-rate
     schedule stretched to them (engine/length.py)."""
     examples = count_examples(str(params.task.train_data.input_path))
-    set_steps = int(params.trainer.train_steps) \
+    set_steps = _whole_steps(params.trainer.train_steps, "--set trainer.train_steps") \
         if "trainer.train_steps" in on_command_line else None
     run_length = decide(length, file_steps, set_steps, examples,
                         int(params.task.train_data.global_batch_size))
@@ -478,6 +478,13 @@ def _apply_length(params, length: Length, file_steps: int,
     notes = [f"learning-rate schedule stretched from the config's {file_steps} steps to "
              f"{run_length.steps}: {', '.join(changes)}"] if changes else []
     return run_length, notes
+
+
+def _whole_steps(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OdapiError(f"trainer.train_steps must be a whole number of steps, at least 1, "
+                         f"not {value!r}", where=where)
+    return value
 
 
 def _take_init_checkpoint(params, init_checkpoint: str | None, base: Path) -> str | None:

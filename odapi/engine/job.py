@@ -128,7 +128,7 @@ def _fetch_init_checkpoint(run: RunConfig, model_dir: Path, log, progress: bool)
     """A published checkpoint named by --init-checkpoint (or `coco`), from the cache or
     downloaded; not needed when the run resumes from its own checkpoint."""
     from odapi import zoo
-    from odapi.engine.checkpoints import latest_checkpoint
+    from odapi.model_dir.checkpoints import latest_checkpoint
 
     name = run.init_checkpoint
     if not name or not zoo.is_name(name) or latest_checkpoint(model_dir):
@@ -142,6 +142,6 @@ def _is_pipeline_config(config: str | None) -> bool:
     if config in (None, AUTO):
         return False
     from odapi.engine.config import find_config
-    from odapi.engine.pipeline.reading import is_pipeline_config
+    from odapi.engine.pipeline_config.reading import is_pipeline_config
 
     return is_pipeline_config(find_config(config))

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odapi.engine import preflight
-from odapi.engine.checkpoints import InitReport, remove_unfinished_saves, restore_for_fine_tuning
 from odapi.engine.config import RunConfig
-from odapi.engine.manifest import dataset_cache, now, read_manifest, versions, write_manifest
+from odapi.engine.eval_subset import use_eval_subset
+from odapi.engine.fine_tuning import InitReport, restore_for_fine_tuning
 from odapi.engine.progress import ProgressBar
 from odapi.errors import OdapiError
-from odapi.evaluation.store import MetricsStore
+from odapi.model_dir.checkpoints import remove_unfinished_saves
+from odapi.model_dir.manifest import dataset_cache, now, read_manifest, versions, write_manifest
+from odapi.model_dir.metrics import MetricsStore
 
 
 @dataclass
@@ -76,6 +78,8 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
 
     params = run.params
     preflight.check_writable(model_dir)
+    if run.eval_subset is None:  # the sample the config asks for (job.py writes it first)
+        use_eval_subset(run, model_dir)
     previous = read_manifest(model_dir)
     preflight.check_same_model(previous, params, model_dir)
     cache = dataset_cache(previous)
@@ -87,7 +91,7 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
         raise OdapiError(f"--eval-every needs validation records, and none match "
                          f"{run.val_data!r}; convert with --split train=0.8,val=0.2")
     if run.init_checkpoint:
-        from odapi.engine.checkpoints import resolve_checkpoint
+        from odapi.model_dir.checkpoints import resolve_checkpoint
 
         resolve_checkpoint(run.init_checkpoint)  # exists? (fit is checked once the model exists)
 

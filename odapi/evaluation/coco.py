@@ -54,14 +54,34 @@ class PerClassCOCOEvaluator(coco_evaluator.COCOEvaluator):
             self.per_class = {}
             return dict.fromkeys(METRIC_NAMES, 0.0)
         coco_dt = coco_gt.loadRes(predictions=predictions)
-        coco_eval = cocoeval.COCOeval(coco_gt, coco_dt, iouType="bbox")
-        coco_eval.params.imgIds = sorted({p["image_id"] for p in predictions}
-                                         | set(coco_gt.getImgIds()))
-        coco_eval.params.maxDets[2] = self.max_num_eval_detections
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its table
-            coco_eval.evaluate()
-            coco_eval.accumulate()
-            coco_eval.summarize()
-        self.per_class = per_class_ap(coco_eval)
-        return {name: float(value) for name, value in zip(METRIC_NAMES, coco_eval.stats,
-                                                          strict=True)}
+        image_ids = sorted({p["image_id"] for p in predictions} | set(coco_gt.getImgIds()))
+        metrics, self.per_class = coco_metrics(coco_gt, coco_dt, image_ids,
+                                               self.max_num_eval_detections)
+        return metrics
+
+
+def coco_metrics(coco_gt, coco_dt, image_ids: list, max_detections: int = 100
+                 ) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
+    """pycocotools' box metrics of detections `coco_dt` against `coco_gt` on `image_ids`,
+    and AP per category id."""
+    coco_eval = cocoeval.COCOeval(coco_gt, coco_dt, iouType="bbox")
+    coco_eval.params.imgIds = image_ids
+    coco_eval.params.maxDets[2] = max_detections
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its table
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    metrics = {name: float(value) for name, value in zip(METRIC_NAMES, coco_eval.stats,
+                                                         strict=True)}
+    return metrics, per_class_ap(coco_eval)
+
+
+def metrics_table(metrics: dict[str, float], per_class: dict[str, dict[str, float]]) -> str:
+    """The COCO metrics, then AP and AP50 per class: what eval, predict and the demo print."""
+    from tabulate import tabulate
+
+    overall = tabulate([[name, f"{value:.3f}"] for name, value in metrics.items()],
+                       tablefmt="plain")
+    classes = tabulate([[name, f"{v['AP']:.3f}", f"{v['AP50']:.3f}"]
+                        for name, v in per_class.items()], headers=["class", "AP", "AP50"])
+    return f"{overall}\n{classes}"

@@ -19,20 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
+from odapi.data.boxes import in_original_image
 from odapi.data.examples import DetectionExample, from_tf_example
 from odapi.data.records import read_records, record_files
-from odapi.engine.checkpoints import (
+from odapi.errors import OdapiError
+from odapi.evaluation.coco import PerClassCOCOEvaluator
+from odapi.evaluation.pictures import Detections, side_by_side
+from odapi.labelmap import LabelMap
+from odapi.model_dir.checkpoints import (
     checkpoint_step,
     latest_checkpoint,
     list_checkpoints,
     pin_checkpoint,
 )
-from odapi.engine.manifest import load_run, now, read_manifest
-from odapi.errors import OdapiError
-from odapi.evaluation.coco import PerClassCOCOEvaluator
-from odapi.evaluation.pictures import Detections, side_by_side
-from odapi.evaluation.store import EVAL_DIR, MetricsStore
-from odapi.labelmap import LabelMap
+from odapi.model_dir.manifest import load_run, now, read_manifest
+from odapi.model_dir.metrics import EVAL_DIR, MetricsStore
 
 PICTURES = 4  # fixed validation images shown in TensorBoard
 
@@ -156,14 +157,12 @@ class Evaluator:
         for index, source_id in enumerate(ids):
             if source_id not in self.samples or source_id in pictures:
                 continue
-            info = np.asarray(predictions["image_info"][index])  # original, scaled, scale, offset
-            height, width = info[0]
-            scale = np.tile(info[2], 2)  # y, x, y, x
             count = int(predictions["num_detections"][index])
-            boxes = np.asarray(predictions["detection_boxes"][index][:count]) / scale
-            boxes = boxes / np.array([height, width, height, width])
+            boxes = in_original_image(predictions["detection_boxes"][index:index + 1],
+                                      predictions["image_info"][index:index + 1])
             pictures[source_id] = Detections(
-                np.clip(boxes, 0, 1), np.asarray(predictions["detection_classes"][index][:count]),
+                np.asarray(boxes[0][:count]),
+                np.asarray(predictions["detection_classes"][index][:count]),
                 np.asarray(predictions["detection_scores"][index][:count]))
 
 

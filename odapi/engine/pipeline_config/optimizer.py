@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from odapi.engine.pipeline.draft import Draft, clean_float
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.draft import Draft, clean_float
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, IGNORED
 
 if TYPE_CHECKING:
     from odapi.protos import train_pb2

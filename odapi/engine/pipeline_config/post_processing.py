@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from odapi.engine.pipeline.draft import Draft
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.draft import Draft
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, IGNORED
 
 if TYPE_CHECKING:
     from odapi.protos import model_parts_pb2

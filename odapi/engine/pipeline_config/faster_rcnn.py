@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from odapi.engine.pipeline.draft import Draft, clean_float
-from odapi.engine.pipeline.post_processing import translate_post_processing
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.draft import Draft, clean_float
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.post_processing import translate_post_processing
 
 if TYPE_CHECKING:
     from odapi.protos import model_pb2

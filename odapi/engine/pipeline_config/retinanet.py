@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from odapi.engine.pipeline.draft import Draft, clean_float
-from odapi.engine.pipeline.post_processing import translate_post_processing
-from odapi.engine.pipeline.reading import EnumName, format_value
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.draft import Draft, clean_float
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.post_processing import translate_post_processing
+from odapi.engine.pipeline_config.reading import EnumName, format_value
 
 if TYPE_CHECKING:
     from odapi.protos import model_parts_pb2, model_pb2

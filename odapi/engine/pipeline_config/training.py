@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from odapi.engine.pipeline.draft import Draft, clean_float
-from odapi.engine.pipeline.optimizer import translate_optimizer
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.draft import Draft, clean_float
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.optimizer import translate_optimizer
 from odapi.errors import OdapiError
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def _zoo_checkpoint(value: str, found: str | None) -> str | None:
     if path.name == "ckpt-0" and path.parent.name == "checkpoint":
         return "a TF2 model-zoo checkpoint (checkpoint/ckpt-0)"
     if found:
-        from odapi.engine.checkpoints import od_api_layout
+        from odapi.engine.fine_tuning import od_api_layout
 
         layout = od_api_layout(found)
         if layout:

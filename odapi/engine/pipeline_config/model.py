@@ -12,15 +12,15 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from odapi.engine.pipeline.backbones import (
+from odapi.engine.pipeline_config.backbones import (
     center_net_backbone,
     faster_rcnn_backbone,
     ssd_backbone,
 )
-from odapi.engine.pipeline.draft import Draft
-from odapi.engine.pipeline.faster_rcnn import translate_faster_rcnn
-from odapi.engine.pipeline.retinanet import translate_retinanet
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.draft import Draft
+from odapi.engine.pipeline_config.faster_rcnn import translate_faster_rcnn
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.retinanet import translate_retinanet
 from odapi.errors import OdapiError
 
 if TYPE_CHECKING:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odapi.engine.pipeline.draft import Draft
-from odapi.engine.pipeline.ignored import why_ignored
-from odapi.engine.pipeline.inputs import translate_eval_config, translate_input_readers
-from odapi.engine.pipeline.model import translate_model
-from odapi.engine.pipeline.reading import check_placeholders, read_pipeline_config
-from odapi.engine.pipeline.training import add_trainer_defaults, translate_train_config
-from odapi.engine.pipeline.translation import Translation
+from odapi.engine.pipeline_config.draft import Draft
+from odapi.engine.pipeline_config.fates import Translation
+from odapi.engine.pipeline_config.ignored import why_ignored
+from odapi.engine.pipeline_config.inputs import translate_eval_config, translate_input_readers
+from odapi.engine.pipeline_config.model import translate_model
+from odapi.engine.pipeline_config.reading import check_placeholders, read_pipeline_config
+from odapi.engine.pipeline_config.training import add_trainer_defaults, translate_train_config
 from odapi.errors import OdapiError
 
 # what each command-line flag replaces: those fields may keep their placeholders

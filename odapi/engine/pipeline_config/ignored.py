@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from odapi.engine.pipeline.reading import SetField
+from odapi.engine.pipeline_config.reading import SetField
 
 # (pattern over SetField.key, the reason shown), first match wins
 WHY_IGNORED: list[tuple[str, str]] = [

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from odapi.data.annotations import split_from_name
-from odapi.engine.pipeline.draft import Draft
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, IGNORED
+from odapi.engine.pipeline_config.draft import Draft
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, IGNORED
 from odapi.errors import OdapiError
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from odapi.engine.pipeline.translation import APPLIED, APPROXIMATED, FateKind
+from odapi.engine.pipeline_config.fates import APPLIED, APPROXIMATED, FateKind
 from odapi.errors import OdapiError
 
 if TYPE_CHECKING:

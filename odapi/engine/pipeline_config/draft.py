@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odapi.engine.pipeline.reading import PipelineFile, SetField
-from odapi.engine.pipeline.translation import APPLIED, IGNORED, Fate, FateKind
+from odapi.engine.pipeline_config.fates import APPLIED, IGNORED, Fate, FateKind
+from odapi.engine.pipeline_config.reading import PipelineFile, SetField
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

@@ -1,0 +1,66 @@
+"""The `odapi` command: a thin layer over the library. Each command has a module-level pair,
+`add_NAME` (its options, beside its handler) and `cmd_NAME` (one library call, then printing);
+options several commands take are declared once, in `options.py`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from odapi import __version__
+from odapi.cli import data, deploy, doctor, evaluate, train
+from odapi.cli.options import EXIT_FAILED, RESTART_ON_CRASH, shared_options
+from odapi.errors import OdapiError
+from odapi.quiet import quiet_tensorflow
+
+COMMANDS = (data.add_convert, data.add_inspect, data.add_demo_data, train.add_train,
+            train.add_config, evaluate.add_eval, train.add_checkpoints,
+            evaluate.add_tensorboard, train.add_demo, deploy.add_export, deploy.add_predict,
+            doctor.add_doctor)
+BUG_REPORT = "this is a bug in odapi, please report it with the output of --verbose"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="odapi",
+        description="Train TensorFlow object detectors on your own labelled images.",
+        epilog="Run `odapi COMMAND --help` for a command's options. Exit status: 0 success, "
+               "1 failure (the message says why), 2 bad command line.")
+    parser.add_argument("--version", action="version", version=f"odapi {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    shared = shared_options()
+    for add in COMMANDS:
+        add(commands, shared)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
+    if getattr(args, "restart_on_crash", False):
+        from odapi.supervise import supervise
+
+        return supervise([a for a in argv if a != RESTART_ON_CRASH],
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        return args.run(args)
+    except OdapiError as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one sentence and a status, never a bare traceback
+        if args.verbose:
+            raise
+        print(f"error: {unexpected(e)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def unexpected(error: Exception) -> str:
+    """The message for an exception odapi did not expect; tests look for BUG_REPORT in it."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else "no message"
+    return f"unexpected {type(error).__name__}: {detail}; {BUG_REPORT}"

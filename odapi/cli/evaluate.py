@@ -1,0 +1,69 @@
+"""`odapi eval` and `odapi tensorboard`: how a run is doing."""
+
+from __future__ import annotations
+
+import argparse
+
+from odapi.cli.options import EXIT_OK, EXIT_USAGE, Shared, positive_int
+from odapi.errors import OdapiError
+from odapi.quiet import quiet_model_garden
+
+
+def add_eval(commands, shared: Shared) -> None:
+    p = commands.add_parser(
+        "eval", parents=[shared.common, shared.model_dir, shared.supervised],
+        help="COCO AP/AR with per-class AP for a run's checkpoints",
+        description="Evaluate the latest checkpoint of a run on its validation records (or "
+                    "--val-data), writing TensorBoard summaries and eval/metrics.json. With "
+                    "--follow, wait for and evaluate each new checkpoint, and exit 0 after the "
+                    "final one.")
+    p.add_argument("--follow", action="store_true",
+                   help="evaluate each new checkpoint until the run's final step")
+    p.add_argument("--checkpoint", metavar="PATH", help="evaluate this checkpoint instead")
+    p.add_argument("--val-data", metavar="GLOB",
+                   help="other records to evaluate on; results go to their own eval-* folder")
+    p.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
+                   help="how often --follow looks for checkpoints (default: 10)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="with --follow, give up after this long without a new checkpoint")
+    p.set_defaults(run=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from odapi.evaluation.coco import metrics_table
+    from odapi.evaluation.evaluate import evaluate_run
+
+    quiet_model_garden(args.verbose)
+
+    def show(result) -> None:
+        print(f"step {result.step} ({result.checkpoint}; results in {result.metrics_file})"
+              + ("  best so far" if result.is_best else ""))
+        print(metrics_table(result.metrics, result.per_class), flush=True)
+
+    if args.follow and args.checkpoint:
+        raise OdapiError("--follow evaluates each new checkpoint until the run's last, "
+                         "--checkpoint one checkpoint: give one of them", exit_code=EXIT_USAGE)
+    results = evaluate_run(args.model_dir, checkpoint=args.checkpoint, val_data=args.val_data,
+                           follow=args.follow, poll_seconds=args.poll, timeout=args.timeout,
+                           on_result=show, on_wait=lambda m: print(m, flush=True))
+    if not results:
+        print("nothing new to evaluate: every checkpoint's step already has results under "
+              f"{args.model_dir}")
+    return EXIT_OK
+
+
+def add_tensorboard(commands, shared: Shared) -> None:
+    p = commands.add_parser(
+        "tensorboard", parents=[shared.common, shared.model_dir],
+        help="serve TensorBoard on a model dir",
+        description="TensorBoard with the run's train and eval scalars and images.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="bind address (default: 127.0.0.1; 0.0.0.0 to share)")
+    p.add_argument("--port", type=positive_int, default=6006)
+    p.set_defaults(run=cmd_tensorboard)
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    from odapi.tensorboard import serve
+
+    return serve(args.model_dir, args.host, args.port) or EXIT_OK
