@@ -219,6 +219,9 @@ KILL_RUN = ["--set", "task.model.input_size=[128,128,3]",
             "--set", "trainer.steps_per_loop=10",
             "--set", "trainer.checkpoint_interval=10",
             "--set", "trainer.summary_interval=10",
+            # the preset's own 300-step schedule, as calibrated (--steps would stretch it)
+            "--set", "trainer.optimizer_config.learning_rate.cosine.decay_steps=300",
+            "--set", "trainer.optimizer_config.warmup.linear.warmup_steps=30",
             "--eval-every", str(KILL_STEPS)]  # one evaluation, at the end, by the same command
 AP50_FLOOR = 0.4  # both runs must have learned, or the comparison could not fail
 AP50_TOLERANCE = 0.25
