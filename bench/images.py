@@ -61,7 +61,7 @@ def measure(cuda: bool) -> None:
         for name in files:
             (context / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, context / name)
-        with (context / "odapi" / "cli.py").open("a") as f:
+        with (context / "odapi" / "cli" / "__init__.py").open("a") as f:
             f.write(f"\n# code-only change {time.time()}\n")
         rebuild = build(context, "cpu", "odapi:bench-cpu-changed")
     sizes = {"cpu": size_gb("odapi:bench-cpu")}

@@ -44,7 +44,8 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 class LineProgress:
-    """Progress as log lines: `train 120/300 (40%) | total_loss 0.512 | 2.1 step/s, ETA 1m26s`."""
+    """Progress as log lines, like
+    `train 120/300 (40%) steps | total_loss 0.512 lr 0.08 | 2.10 step/s, ETA 1m26s`."""
 
     def __init__(self, total: int | None, desc: str, unit: str, *, initial: int = 0,
                  stream: TextIO | None = None, poll: Callable[[], int] | None = None,

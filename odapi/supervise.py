@@ -44,7 +44,11 @@ def supervise(argv: list[str], log: Callable[[str], None], *,
         crashes = 0
         while True:
             started = time.monotonic()
-            child = subprocess.Popen([sys.executable, "-m", "odapi", *argv])
+            # its own session: a terminal's Ctrl-C reaches it once, through `forward`
+            child = subprocess.Popen([sys.executable, "-m", "odapi", *argv],
+                                     start_new_session=True)
+            if stopped_by is not None:  # asked to stop while it was being started
+                child.send_signal(stopped_by)
             code = child.wait()
             if code >= 0 or stopped_by is not None:
                 return code if code >= 0 else 128 - code

@@ -13,7 +13,7 @@ either, the error names the URL to fetch and the folder to put the file in (air-
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odapi.atomic import PrivateFolder, atomic_write_text, exclusive
+from odapi.atomic import PrivateFolder, atomic_write_text, exclusive, probe_writable, sha256_of
 from odapi.errors import OdapiError
 
 PUBLISHER = "https://storage.googleapis.com"
@@ -87,6 +87,9 @@ def is_name(value: str) -> bool:
 def url_of(url: str) -> str:
     """The URL to fetch: the publisher's, or the same path on ODAPI_CHECKPOINT_MIRROR."""
     mirror = os.environ.get("ODAPI_CHECKPOINT_MIRROR", "").rstrip("/")
+    if mirror and not mirror.startswith(("http://", "https://")):
+        raise OdapiError(f"ODAPI_CHECKPOINT_MIRROR must be a URL such as "
+                         f"https://mirror.example.com, not {mirror!r}")
     return mirror + url[len(PUBLISHER):] if mirror and url.startswith(PUBLISHER) else url
 
 
@@ -117,17 +120,26 @@ def fetch(name: str, log: Callable[[str], None] = print, progress: bool = True,
         found = cached_prefix(name, cache)  # another process may just have finished it
         if found:
             return found
-        files = [_download(url, CHECKPOINTS[name], cache, log, progress)
-                 for url in CHECKPOINTS[name].urls]
-        return _unpack(name, files, cache, log)
+        entry = CHECKPOINTS[name]
+        files, fresh = {}, []
+        for url in entry.urls:
+            files[url], downloaded = _download(url, entry, cache, log, progress)
+            fresh += [files[url]] if downloaded else []
+        try:
+            prefix = _unpack(name, list(files.values()), cache, log)
+        except OdapiError as e:
+            for path in fresh:  # a download that is no checkpoint is not kept
+                path.unlink(missing_ok=True)
+            e.message += ("; it was removed: run again to download it anew" if fresh else
+                          "; replace it with the published file")
+            raise
+        _record_digests(files, cache)  # only files that unpacked into a checkpoint count
+        return prefix
 
 
 def _check_writable(cache: Path, name: str) -> None:
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        probe = cache / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        probe_writable(cache)
     except OSError as e:
         raise OdapiError(
             f"{name} is not in the checkpoint cache, and the cache is not writable "
@@ -135,20 +147,22 @@ def _check_writable(cache: Path, name: str) -> None:
             "or set ODAPI_CACHE to a writable folder", where=str(cache)) from None
 
 
-def _download(url: str, entry: Published, cache: Path, log, progress: bool) -> Path:
-    """`cache/downloads/<file>`, fetched unless it is there already; checked either way."""
+def _download(url: str, entry: Published, cache: Path, log,
+              progress: bool) -> tuple[Path, bool]:
+    """`cache/downloads/<file>`, fetched unless it is there already, checked either way;
+    and whether it was fetched now."""
     target = cache / "downloads" / url.rsplit("/", 1)[1]
-    if not target.exists():
-        source = url_of(url)
-        log(f"downloading {source}")
-        with PrivateFolder(target.parent, f".{target.name}.partial-") as staging:
-            partial = staging / target.name
-            _fetch_to(source, partial, target, progress)
-            _check_digest(url, partial, entry, cache, target)
-            os.replace(partial, target)
-        return target
-    _check_digest(url, target, entry, cache, target)
-    return target
+    if target.exists():
+        _check_digest(url, target, entry, cache, target)
+        return target, False
+    source = url_of(url)
+    log(f"downloading {source}")
+    with PrivateFolder(target.parent, f".{target.name}.partial-") as staging:
+        partial = staging / target.name
+        _fetch_to(source, partial, target, progress)
+        _check_digest(url, partial, entry, cache, target)
+        os.replace(partial, target)
+    return target, True
 
 
 def _fetch_to(source: str, partial: Path, target: Path, progress: bool) -> None:
@@ -163,7 +177,7 @@ def _fetch_to(source: str, partial: Path, target: Path, progress: bool) -> None:
     try:
         with urllib.request.urlopen(source, timeout=TIMEOUT) as response, \
                 partial.open("wb") as out:
-            length = int(response.headers.get("Content-Length") or 0)
+            length = int(response.headers.get("Content-Length") or 0)  # ValueError if not
             done = 0
             with progress_bar(-(-length // CHUNK) or None, "download", "MB",
                               enabled=progress) as bar:
@@ -175,27 +189,37 @@ def _fetch_to(source: str, partial: Path, target: Path, progress: bool) -> None:
         raise failed(f"HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:  # no route, refused, timed out, cut off
         raise failed(str(getattr(e, "reason", e))) from None
+    except http.client.HTTPException as e:  # a broken response: cut off mid-chunk, garbled
+        raise failed(f"{type(e).__name__}: {e}") from None
+    except ValueError as e:  # not a URL urllib can fetch (a mirror without http://), a bad
+        raise failed(str(e)) from None  # Content-Length
     if length and done != length:
         raise failed(f"the connection ended after {done} of {length} bytes")
 
 
 def _check_digest(url: str, path: Path, entry: Published, cache: Path, target: Path) -> None:
     """The file's sha256 against the pinned one, else the one recorded at the first download
-    (and record it now if this is the first)."""
-    digest, size = sha256_of(path), path.stat().st_size
+    that unpacked."""
+    digest = sha256_of(path)
     name = url.rsplit("/", 1)[1]
+    expected = entry.sha256.get(name) or _read_json(cache / KNOWN).get(url, {}).get("sha256")
+    if expected and digest != expected:
+        whence = "published" if name in entry.sha256 else "recorded at its first download"
+        raise OdapiError(
+            f"{name} is not the file it should be: sha256 {digest}, {whence} {expected}. "
+            f"It is damaged or was replaced; delete {target} (if it is there) and download "
+            "it again", where=str(path))
+
+
+def _record_digests(files: dict[str, Path], cache: Path) -> None:
+    """Remember each URL's size and sha256 the first time its file unpacked: later downloads
+    must match (a damaged mirror, a replaced file)."""
     with exclusive(cache / f".{KNOWN}.lock"):
         known = _read_json(cache / KNOWN)
-        expected = entry.sha256.get(name) or known.get(url, {}).get("sha256")
-        if expected and digest != expected:
-            whence = "published" if name in entry.sha256 else "recorded at its first download"
-            raise OdapiError(
-                f"{name} is not the file it should be: sha256 {digest}, {whence} {expected}. "
-                f"It is damaged or was replaced; delete {target} (if it is there) and "
-                "download it again", where=str(path))
-        if url not in known:
-            known[url] = {"bytes": size, "sha256": digest}
-            atomic_write_text(cache / KNOWN, json.dumps(known, indent=2))
+        new = {url: {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
+               for url, path in files.items() if url not in known}
+        if new:
+            atomic_write_text(cache / KNOWN, json.dumps({**known, **new}, indent=2))
 
 
 def _unpack(name: str, files: list[Path], cache: Path, log) -> str:
@@ -208,8 +232,8 @@ def _unpack(name: str, files: list[Path], cache: Path, log) -> str:
                 try:
                     _extract(path, folder)
                 except (tarfile.TarError, OSError, EOFError) as e:
-                    raise OdapiError(f"cannot unpack {path.name} ({e}); delete it and "
-                                     "download it again", where=str(path)) from None
+                    raise OdapiError(f"cannot unpack {path.name} ({e}): it is damaged, or "
+                                     "not the published file", where=str(path)) from None
             else:
                 shutil.copyfile(path, folder / path.name)
         indexes = sorted(folder.rglob("*.index"))
@@ -271,14 +295,6 @@ def verify(cache: Path | None = None) -> dict[str, str]:
         states[name] = "ok" if not bad else \
             f"damaged: {', '.join(bad)} changed since it was unpacked; delete {folder}"
     return states
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_json(path: Path) -> dict:

@@ -21,7 +21,9 @@ def imported_modules(path: Path) -> set[str]:
     """Every odapi module `path` imports, at the top or inside a function."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("odapi"):
+        if isinstance(node, ast.ImportFrom) and node.module == "odapi":  # from odapi import x
+            found |= {f"odapi.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("odapi"):
             found.add(node.module)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("odapi")}

@@ -35,7 +35,8 @@ def test_the_schedule_stretches_with_the_length(odapi, training_records, tmp_pat
     run, err = checked(odapi, training_records, tmp_path, *args)
     assert schedule(run) == expected
     assert run["length"]["from"] == source
-    assert run["length"]["epochs"] == round(expected[0] / 5, 2)
+    if source == "--epochs":  # the records are counted only then (training counts them anyway)
+        assert run["length"]["epochs"] == 2
     if expected[0] != 300:
         assert err.count("note: learning-rate schedule stretched from the config's 300 steps "
                          f"to {expected[0]}: cosine decay_steps 300 -> {expected[1]}, linear "

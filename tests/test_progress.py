@@ -68,17 +68,36 @@ def test_lines_at_most_every_min_interval():
 
 def test_heartbeat_while_nothing_advances_reads_the_step():
     """A long training loop calls no update; the heartbeat polls the global step."""
-    stream, step = io.StringIO(), [0]
+    stream, step = io.StringIO(), [40]
     progress = LineProgress(100, "train", "step", stream=stream, min_interval=3600,
                             max_interval=0.2, poll=lambda: step[0])
-    progress.set_postfix({"total_loss": "0.500", "lr": "0.01"})
-    step[0] = 40
+    progress.set_postfix({"total_loss": "0.500", "lr": "0.01"})  # before the first beat
     deadline = time.monotonic() + 30
     while "40/100" not in stream.getvalue() and time.monotonic() < deadline:
         time.sleep(0.05)
     progress.close()
     first = stream.getvalue().splitlines()[0]
-    assert first == "train 40/100 (40%) steps | total_loss 0.500 lr 0.01"
+    assert first in ("train 40/100 (40%) steps | total_loss 0.500 lr 0.01",
+                     "train 40/100 (40%) steps")  # the postfix may come a beat later
+
+
+def test_training_progress_counts_each_step_once_after_a_heartbeat(capsys):
+    """The heartbeat raised the count to the polled step; the loop's end moves it to the
+    step it reached, not past it."""
+    import tensorflow as tf
+
+    from odapi.engine.progress import ProgressBar
+
+    step = tf.Variable(0, dtype=tf.int64)
+    bar = ProgressBar(step, 300)  # captured stderr is no terminal: lines
+    bar.bar.min_interval = 0.0
+    step.assign(150)
+    bar.bar.n = int(bar.bar.poll())  # what a heartbeat does during a loop
+    step.assign(200)
+    bar({"total_loss": 1.0})  # the loop's end
+    bar.close()
+    assert bar.bar.n == 200
+    assert "train 200/300 (67%) steps | total_loss 1.000" in capsys.readouterr().err
 
 
 def test_progress_bar_chooses_by_the_stream():

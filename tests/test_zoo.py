@@ -120,6 +120,28 @@ def test_a_file_that_changed_since_the_first_download_is_refused(odapi, cache, s
     assert not (cache / "downloads" / "spinenet49mobile.tar.gz").exists()
 
 
+def test_a_download_that_is_no_checkpoint_is_not_kept(odapi, cache, server, published):
+    """A complete download that does not unpack is removed and records no digest: the right
+    file, served next, is taken."""
+    server.files[URL_PATH] = b"this is not a tar.gz archive"
+    result = odapi("checkpoints", "download", NAME)
+    assert result.code == 1
+    assert "cannot unpack spinenet49mobile.tar.gz" in result.err
+    assert "it was removed: run again to download it anew" in result.err
+    assert nothing_looks_complete(cache)
+    server.files[URL_PATH] = published
+    assert odapi("checkpoints", "download", NAME).code == 0
+
+
+def test_a_bad_mirror_setting_is_a_clear_error(odapi, cache, monkeypatch):
+    monkeypatch.setenv("ODAPI_CHECKPOINT_MIRROR", "mirror.example.com")  # no scheme
+    result = odapi("checkpoints", "download", NAME)
+    assert result.code == 1
+    assert result.err.strip() == ("error: ODAPI_CHECKPOINT_MIRROR must be a URL such as "
+                                  "https://mirror.example.com, not 'mirror.example.com'")
+    assert nothing_looks_complete(cache)
+
+
 READ_ONLY = """
 set -e
 mount --bind "$1" "$1"
@@ -167,6 +189,13 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, training_recor
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["init"]["checkpoint"] == str(cache / NAME / "ckpt-2")
     assert manifest["config"]["length"] == {"steps": 4, "epochs": 0.44, "from": "--steps"}
+
+    server.close()  # the same command again: it resumes, and needs no checkpoint to start from
+    with odapi_running("train", "--data", training_records, "--model-dir", model_dir,
+                       "--steps", "6", *TINY) as process:
+        out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err
+    assert f"resuming {model_dir} from step 4" in err and "downloading" not in err
     schedule = manifest["config"]["params"]["trainer"]["optimizer_config"]
     assert schedule["learning_rate"]["cosine"]["decay_steps"] == 4  # 20000 in the preset
     assert schedule["warmup"]["linear"]["warmup_steps"] == 1  # 1000 in the preset

@@ -9,7 +9,7 @@ import sys
 
 from odapi import __version__
 from odapi.cli import data, deploy, doctor, evaluate, train
-from odapi.cli.options import EXIT_FAILED, RESTART_ON_CRASH, shared_options
+from odapi.cli.options import EXIT_FAILED, RESTART_ON_CRASH, log, shared_options
 from odapi.errors import OdapiError
 from odapi.quiet import quiet_tensorflow
 
@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "restart_on_crash", False):
         from odapi.supervise import supervise
 
-        return supervise([a for a in argv if a != RESTART_ON_CRASH],
-                         log=lambda m: print(m, file=sys.stderr, flush=True))
+        return supervise([a for a in argv if not _names_restart_on_crash(a)], log=log)
     try:
         return args.run(args)
     except OdapiError as e:
@@ -58,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {unexpected(e)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _names_restart_on_crash(argument: str) -> bool:
+    """`--restart-on-crash`, or an abbreviation argparse took for it (`--restart`): the child
+    must not get it, or it would supervise another child in turn."""
+    return len(argument) > 3 and RESTART_ON_CRASH.startswith(argument)
 
 
 def unexpected(error: Exception) -> str:

@@ -277,7 +277,7 @@ def _model_garden_defaults() -> dict:
     return {
         "task": {
             "annotation_file": None,  # evaluate against the records' own boxes
-            "init_checkpoint": None,  # odapi restores checkpoints itself (see checkpoints.py)
+            "init_checkpoint": None,  # odapi restores checkpoints itself (fine_tuning.py)
             "validation_data": {"drop_remainder": False, "is_training": False},
             "train_data": {"is_training": True},
         },
@@ -466,7 +466,9 @@ def _apply_length(params, length: Length, file_steps: int,
                   on_command_line: set[str]) -> tuple[RunLength, list[str]]:
     """Stage 6: the run's steps (--steps, --epochs, --set, the file) and the learning-rate
     schedule stretched to them (engine/length.py)."""
-    examples = count_examples(str(params.task.train_data.input_path))
+    examples = None  # counted only when epochs are asked for; the manifest gets them anyway
+    if length.epochs is not None:
+        examples = count_examples(str(params.task.train_data.input_path))
     set_steps = _whole_steps(params.trainer.train_steps, "--set trainer.train_steps") \
         if "trainer.train_steps" in on_command_line else None
     run_length = decide(length, file_steps, set_steps, examples,

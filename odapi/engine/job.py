@@ -19,14 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odapi import zoo
 from odapi.data.convert import ConvertOptions
 from odapi.data.prepare import DEMO_IMAGES, is_empty, prepare_records
 from odapi.engine.config import RunConfig, resolve
 from odapi.engine.length import Length
 from odapi.engine.train import TrainResult, train
+from odapi.errors import OdapiError
 
 AUTO = "auto"  # --config auto: as without --config (what compose passes when none is set)
-FINE_TUNE = Length(epochs=50, min_steps=300, max_steps=20000)  # a real dataset's default
+FINE_TUNE = Length(epochs=50, min_steps=300, max_steps=20000,  # a real dataset's default
+                   named="the default length (50 epochs)")
 DEMO_PRESET = "demo"
 GPU_PRESET, CPU_PRESET = "retinanet_resnet50_fpn", "retinanet_mobile"
 
@@ -56,6 +59,9 @@ class TrainRequest:
 def plan(request: TrainRequest, log: Callable[[str], None] = print,
          prepare: bool = True) -> RunConfig:
     """Stages 1 to 3: the records (converted unless `prepare` is off), the config, resolved."""
+    if request.from_scratch and request.init_checkpoint:
+        raise OdapiError("--from-scratch starts from random weights, --init-checkpoint from "
+                         "a checkpoint: give one of them")
     data = request.data
     demo = data is not None and request.demo_if_empty and is_empty(Path(data))
     if data is not None and prepare and not _is_pipeline_config(request.config):
@@ -63,19 +69,20 @@ def plan(request: TrainRequest, log: Callable[[str], None] = print,
         data = prepare_records(data, Path(request.model_dir) / "records", options=reading,
                                demo_if_empty=request.demo_if_empty,
                                demo_images=request.demo_images, log=log)
-    config, init, length, why = request.config, request.init_checkpoint, request.length, None
-    if config in (None, AUTO):
-        config, init, length, why = _choose(request, demo)
+    config, init, length = request.config, request.init_checkpoint, request.length
+    chosen = config in (None, AUTO)
+    if chosen:
+        config, init, length = _choose(request, demo)
     run = resolve(config, data=data, train_data=request.train_data,
                   val_data=request.val_data, label_map=request.label_map, length=length,
-                  sets=request.sets, init_checkpoint=None if request.from_scratch else init,
-                  eval_every=request.eval_every, sample_1_of_n_eval=request.sample_1_of_n_eval)
+                  sets=request.sets, init_checkpoint=init, eval_every=request.eval_every,
+                  sample_1_of_n_eval=request.sample_1_of_n_eval)
     if request.from_scratch:
         run.init_checkpoint = None
     if request.eval_at_end and not run.eval_every:
         run.eval_every = run.train_steps
-    if why:
-        log(why.format(steps=run.train_steps, epochs=run.length.epochs))
+    if chosen:
+        log(_chosen(run, config, length is FINE_TUNE))
     for note in run.notes:
         log(f"note: {note}")
     return run
@@ -98,40 +105,52 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
                  on_started=on_started)
 
 
-def _choose(request: TrainRequest, demo: bool):
-    """(config, init checkpoint, length, what to tell) when no config is named."""
+def _choose(request: TrainRequest, demo: bool) -> tuple[str, str | None, Length]:
+    """(config, init checkpoint, length) when no config is named."""
     if demo:
-        return DEMO_PRESET, request.init_checkpoint, request.length, (
-            "no --config: training the `demo` preset from scratch on the synthetic demo "
-            "({steps} steps); name another with --config")
+        return DEMO_PRESET, request.init_checkpoint, request.length
     import tensorflow as tf
 
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    preset = GPU_PRESET if gpu else CPU_PRESET
-    why = "a GPU is here" if gpu else "no GPU here; the mobile model trains in reasonable time " \
-        "on a CPU"
-    init = request.init_checkpoint or "coco"
-    start = "from scratch" if request.from_scratch else f"fine-tuned from {init}" + (
-        " (its COCO checkpoint)" if init == "coco" else "")
+    preset = GPU_PRESET if tf.config.list_physical_devices("GPU") else CPU_PRESET
+    init = None if request.from_scratch else request.init_checkpoint or zoo.COCO
     given = request.length.steps is not None or request.length.epochs is not None or any(
         s.split("=", 1)[0].strip() == "trainer.train_steps" for s in request.sets)
-    length = request.length if given else FINE_TUNE
-    default = "" if given else (f"; {FINE_TUNE.epochs:g} epochs, at least "
-                                f"{FINE_TUNE.min_steps} and at most {FINE_TUNE.max_steps} steps")
-    return preset, init, length, (
-        f"no --config: training the `{preset}` preset ({why}), {start}, for {{steps}} steps "
-        f"({{epochs}} epochs{default}). Choose otherwise with --config PRESET, "
-        "--init-checkpoint, --from-scratch or --epochs")
+    return preset, init, request.length if given else FINE_TUNE
+
+
+def _chosen(run: RunConfig, preset: str, default_length: bool) -> str:
+    """What was chosen without --config, why, and how to choose otherwise."""
+    if preset == DEMO_PRESET:
+        why = "the synthetic demo"
+    elif preset == GPU_PRESET:
+        why = "a GPU is here"
+    else:
+        why = "no GPU here; the mobile model trains in reasonable time on a CPU"
+    if run.init_checkpoint is None:
+        start = "from scratch"
+    elif run.init_checkpoint == zoo.COCO:
+        start = "fine-tuned from coco (its COCO checkpoint)"
+    else:
+        start = f"fine-tuned from {run.init_checkpoint}"
+    length = f"{run.train_steps} steps"
+    if default_length:
+        length += (f" ({FINE_TUNE.epochs:g} epochs of the training records, at least "
+                   f"{FINE_TUNE.min_steps} and at most {FINE_TUNE.max_steps} steps)")
+    return (f"no --config: training the `{preset}` preset ({why}), {start}, for {length}. "
+            "Choose otherwise with --config PRESET, --init-checkpoint, --from-scratch, "
+            "--steps or --epochs")
 
 
 def _fetch_init_checkpoint(run: RunConfig, model_dir: Path, log, progress: bool) -> None:
     """A published checkpoint named by --init-checkpoint (or `coco`), from the cache or
     downloaded; not needed when the run resumes from its own checkpoint."""
-    from odapi import zoo
     from odapi.model_dir.checkpoints import latest_checkpoint
 
     name = run.init_checkpoint
-    if not name or not zoo.is_name(name) or latest_checkpoint(model_dir):
+    if not name or not zoo.is_name(name):
+        return
+    if latest_checkpoint(model_dir):  # resuming: the run's own checkpoint is the start
+        run.init_checkpoint = None
         return
     if name == zoo.COCO:
         name = zoo.coco_checkpoint(run.experiment)

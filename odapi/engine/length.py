@@ -28,6 +28,7 @@ class Length:
     epochs: float | None = None
     min_steps: int = 1
     max_steps: int | None = None
+    named: str = "--epochs"  # how a message names where the epochs came from
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.epochs is not None:
@@ -41,7 +42,7 @@ class RunLength:
     """The resolved length, as the manifest records it."""
 
     steps: int
-    epochs: float | None  # over the training records, when their size is known
+    epochs: float | None  # over the training records, when they were counted (--epochs)
     source: str  # "--steps", "--epochs", "--set trainer.train_steps", "the config"
 
     def to_dict(self) -> dict:
@@ -60,8 +61,8 @@ def decide(length: Length, file_steps: int, set_steps: int | None, examples: int
         steps, source = length.steps, "--steps"
     elif length.epochs is not None:
         if per_epoch is None:
-            raise OdapiError("--epochs needs the training records' size, and none were found; "
-                             "give --steps instead")
+            raise OdapiError(f"{length.named} needs the number of training examples, and no "
+                             "training records were found to count; give --steps instead")
         steps = math.ceil(length.epochs * per_epoch)
         steps = max(length.min_steps, min(steps, length.max_steps or steps))
         source = "--epochs"

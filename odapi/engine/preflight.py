@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odapi.atomic import probe_writable, sha256_of
 from odapi.data.records import record_files
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
@@ -29,14 +28,6 @@ class RecordSet:
         return {"pattern": self.pattern, "examples": self.examples, "boxes": self.boxes,
                 "boxes_per_class_id": {str(k): v for k, v in sorted(self.labels.items())},
                 "files": self.fingerprint}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def scan_records(pattern: str, label_map: LabelMap, split: str,
@@ -61,7 +52,7 @@ def scan_records(pattern: str, label_map: LabelMap, split: str,
             entry = cached
         else:
             entry = {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                     "sha256": _sha256(path), **_count(path, tf)}
+                     "sha256": sha256_of(path), **_count(path, tf)}
         result.fingerprint.append(entry)
         result.examples += entry["examples"]
         result.boxes += entry["boxes"]
@@ -94,9 +85,7 @@ def _count(path: Path, tf) -> dict:
 
 def check_writable(model_dir: Path) -> None:
     try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=model_dir, prefix=".odapi-write-test-"):
-            pass
+        probe_writable(model_dir)
     except OSError as e:
         raise OdapiError(f"the model dir is not writable ({e.strerror}, uid {os.getuid()}); "
                          "choose another --model-dir or fix its permissions",

@@ -1,7 +1,7 @@
 """What a user sees while training: step, losses, learning rate, steps/s and ETA.
 
-A bar on a terminal, lines in a log (`odapi.progress`); between loops the heartbeat reads the
-global step, which moves while a loop runs.
+A bar on a terminal, lines in a log (`odapi.progress`). During a loop, which can take minutes,
+the heartbeat reads the global step; it moves while the loop runs.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ class ProgressBar:
 
     def __init__(self, global_step, total: int, enabled: bool = True):
         self.global_step = global_step
-        self.last = int(global_step.numpy())
-        self.bar = progress_bar(total, "train", "step", enabled=enabled, initial=self.last,
+        self.bar = progress_bar(total, "train", "step", enabled=enabled,
+                                initial=int(global_step.numpy()),
                                 poll=lambda: int(global_step.numpy()))
         self.latest: dict[str, float] = {}
 
@@ -32,8 +32,7 @@ class ProgressBar:
         if "learning_rate" in self.latest:
             shown["lr"] = f"{self.latest['learning_rate']:.2g}"
         self.bar.set_postfix(shown, refresh=False)
-        self.bar.update(step - self.last)
-        self.last = step
+        self.bar.update(step - self.bar.n)  # to the step: the heartbeat may have moved n
 
     def write(self, message: str) -> None:
         self.bar.write(message, file=sys.stderr)

@@ -15,13 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odapi.data.records import record_files
 from odapi.engine import preflight
 from odapi.engine.config import RunConfig
 from odapi.engine.eval_subset import use_eval_subset
 from odapi.engine.fine_tuning import InitReport, restore_for_fine_tuning
+from odapi.engine.length import steps_per_epoch
 from odapi.engine.progress import ProgressBar
 from odapi.errors import OdapiError
-from odapi.model_dir.checkpoints import remove_unfinished_saves
+from odapi.model_dir.checkpoints import (
+    latest_checkpoint,
+    remove_unfinished_saves,
+    resolve_checkpoint,
+)
 from odapi.model_dir.manifest import dataset_cache, now, read_manifest, versions, write_manifest
 from odapi.model_dir.metrics import MetricsStore
 
@@ -74,30 +80,50 @@ def build_trainer(params, model_dir: Path):
 
 def _train(run: RunConfig, model_dir: Path, progress: bool,
            on_started: Callable[[], None] | None) -> TrainResult:
-    from official.core import train_lib, train_utils
+    """Checks, the manifest, then the session: built, trained, recorded, whatever happens."""
+    manifest, session = _check_and_record_start(run, model_dir)
+    chief = is_chief()
+    training = _Training(run, model_dir, manifest, session, chief)
+    try:
+        training.build(progress)
+        if on_started:
+            on_started()
+        training.loop()
+    except KeyboardInterrupt:
+        training.save_interrupted()
+    except BaseException as e:  # the manifest says so, for `eval --follow` waiting on the run
+        training.failure = str(e) or type(e).__name__
+        raise
+    finally:
+        training.finish()
+    return training.result
 
-    params = run.params
+
+def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict]:
+    """Pre-flight (before anything is written), then the manifest's new session."""
     preflight.check_writable(model_dir)
     if run.eval_subset is None:  # the sample the config asks for (job.py writes it first)
         use_eval_subset(run, model_dir)
     previous = read_manifest(model_dir)
-    preflight.check_same_model(previous, params, model_dir)
+    preflight.check_same_model(previous, run.params, model_dir)
     cache = dataset_cache(previous)
     train_set = preflight.scan_records(run.train_data, run.label_map, "train", cache)
     val_set = None
-    if preflight.record_files(run.val_data):
+    if record_files(run.val_data):
         val_set = preflight.scan_records(run.val_data, run.label_map, "validation", cache)
     elif run.eval_every:
         raise OdapiError(f"--eval-every needs validation records, and none match "
                          f"{run.val_data!r}; convert with --split train=0.8,val=0.2")
-    if run.init_checkpoint:
-        from odapi.model_dir.checkpoints import resolve_checkpoint
-
-        resolve_checkpoint(run.init_checkpoint)  # exists? (fit is checked once the model exists)
-
+    if run.init_checkpoint and latest_checkpoint(model_dir) is None:
+        resolve_checkpoint(run.init_checkpoint)  # exists? (fit is checked once the model does)
+    config = run.to_dict()
+    batch = int(run.params.task.train_data.global_batch_size)
+    config.setdefault("length", {"steps": run.train_steps, "from": "the config"})
+    config["length"]["epochs"] = round(run.train_steps / steps_per_epoch(train_set.examples,
+                                                                           batch), 2)
     manifest = previous or {"created": now(), "sessions": []}
     manifest.update({
-        "config": run.to_dict(),
+        "config": config,
         "versions": versions(),
         "dataset": {"train": train_set.to_dict(),
                     "validation": val_set.to_dict() if val_set else None},
@@ -106,98 +132,115 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
     })
     session = {"started": now(), "start_step": None, "end_step": None}
     manifest["sessions"].append(session)
-    chief = is_chief()
-    if chief:  # with several workers, one writes the run's files
+    if is_chief():  # with several workers, one writes the run's files
+        from official.core import train_utils
+
         remove_unfinished_saves(model_dir)  # left by a trainer killed mid-save
         run.label_map.write(model_dir / "label_map.pbtxt")
         write_manifest(model_dir, manifest)
-        train_utils.serialize_config(params, str(model_dir))  # Model Garden's params.yaml
+        train_utils.serialize_config(run.params, str(model_dir))  # Model Garden's params.yaml
+    return manifest, session
 
-    strategy, task, trainer = build_trainer(params, model_dir)
-    bar = ProgressBar(trainer.global_step, run.train_steps, enabled=progress)
-    runner = train_lib.OrbitExperimentRunner(
-        distribution_strategy=strategy, task=task, mode="train", params=params,
-        model_dir=str(model_dir), trainer=trainer, train_actions=[bar])
-    start_step = int(trainer.global_step.numpy())  # the runner restored the latest checkpoint
-    session["start_step"] = start_step
-    init = None
-    if start_step == 0 and run.init_checkpoint:
-        with strategy.scope():
-            init = restore_for_fine_tuning(trainer.model, run.init_checkpoint,
-                                           params.task.model.num_classes)
-        manifest["init"] = {"checkpoint": init.checkpoint, "restored": init.restored,
-                            "fresh": init.fresh, "notes": init.notes}
-        bar.write(f"fine-tuning from {init.checkpoint}: restored {', '.join(init.restored)}"
-                  + (f"; {'; '.join(init.notes)}" if init.notes else ""))
-    elif start_step:
-        bar.write(f"resuming {model_dir} from step {start_step}")
-    if chief:
-        write_manifest(model_dir, manifest)
 
-    evaluator = None
-    if run.eval_every and val_set and chief:
-        from odapi.evaluation.evaluate import Evaluator
+class _Training:
+    """One session of training: Model Garden's trainer, the progress bar, the evaluator."""
 
-        evaluator = Evaluator(params, run.label_map, model_dir, task=task, model=trainer.model)
+    def __init__(self, run: RunConfig, model_dir: Path, manifest: dict, session: dict,
+                 chief: bool):
+        self.run, self.model_dir, self.chief = run, model_dir, chief
+        self.manifest, self.session = manifest, session
+        self.bar = self.trainer = self.runner = self.evaluator = None
+        self.failure: str | None = None
+        self.started = time.monotonic()
+        self.result = TrainResult(model_dir, 0, 0, run.train_steps, 0.0)
 
-    started = time.monotonic()
-    result = TrainResult(model_dir, start_step, start_step, run.train_steps, 0.0, init=init)
-    failure: str | None = None
-    if on_started:
-        on_started()
+    def build(self, progress: bool) -> None:
+        """The trainer, restored from the latest checkpoint, or the init checkpoint's parts."""
+        from official.core import train_lib
 
-    def evaluate(step: int, restore: bool) -> None:
-        evaluation = evaluator.evaluate(step, runner.checkpoint_manager.latest_checkpoint,
-                                        restore=restore)
-        if evaluation:
-            result.evaluations.append(evaluation)
-            bar.write(f"eval step {step}: AP {evaluation.metrics['AP']:.3f}  "
-                      f"AP50 {evaluation.metrics['AP50']:.3f}"
-                      + ("  (best so far)" if evaluation.is_best else ""))
+        params = self.run.params
+        self.strategy, task, self.trainer = build_trainer(params, self.model_dir)
+        self.bar = ProgressBar(self.trainer.global_step, self.run.train_steps, enabled=progress)
+        self.runner = train_lib.OrbitExperimentRunner(
+            distribution_strategy=self.strategy, task=task, mode="train", params=params,
+            model_dir=str(self.model_dir), trainer=self.trainer, train_actions=[self.bar])
+        start = int(self.trainer.global_step.numpy())  # the runner restored the latest
+        self.session["start_step"] = self.result.start_step = self.result.end_step = start
+        if start == 0 and self.run.init_checkpoint:
+            with self.strategy.scope():
+                init = restore_for_fine_tuning(self.trainer.model, self.run.init_checkpoint,
+                                               params.task.model.num_classes)
+            self.result.init = init
+            self.manifest["init"] = {"checkpoint": init.checkpoint, "restored": init.restored,
+                                     "fresh": init.fresh, "notes": init.notes}
+            self.bar.write(f"fine-tuning from {init.checkpoint}: restored "
+                           f"{', '.join(init.restored)}"
+                           + (f"; {'; '.join(init.notes)}" if init.notes else ""))
+        elif start:
+            self.bar.write(f"resuming {self.model_dir} from step {start}")
+        if self.chief:
+            write_manifest(self.model_dir, self.manifest)
+        if self.run.eval_every and self.chief and record_files(self.run.val_data):
+            from odapi.evaluation.evaluate import Evaluator
 
-    try:
-        step = start_step
-        if evaluator and step and (step % run.eval_every == 0 or step >= run.train_steps):
-            with strategy.scope():  # the model is built here: its restore creates slots
-                evaluate(step, restore=True)  # a session killed between its save and eval
+            self.evaluator = Evaluator(params, self.run.label_map, self.model_dir, task=task,
+                                       model=self.trainer.model)
+
+    def loop(self) -> None:
+        """Train to the last step, in loops that end where evaluations are due."""
+        run, step = self.run, self.result.start_step
+        if self.evaluator and step and (step % run.eval_every == 0 or step >= run.train_steps):
+            with self.strategy.scope():  # the model is built here: its restore creates slots
+                self._evaluate(step, restore=True)  # a session killed between save and eval
         while step < run.train_steps:
             target = run.train_steps
-            if evaluator:
+            if self.evaluator:
                 target = min(target, (step // run.eval_every + 1) * run.eval_every)
-            with strategy.scope():
-                runner.controller.train(steps=target)  # saves a checkpoint when it returns
-            step = int(trainer.global_step.numpy())
-            if evaluator:
-                evaluate(step, restore=False)
-    except KeyboardInterrupt:
-        result.interrupted = True
-        with strategy.scope():
-            runner.controller.save_checkpoint()
-    except BaseException as e:  # the manifest says so, for `eval --follow` waiting on the run
-        failure = str(e) or type(e).__name__
-        raise
-    finally:
-        bar.close()
-        result.end_step = int(trainer.global_step.numpy())
-        result.seconds = time.monotonic() - started
-        result.losses = {k: v for k, v in bar.latest.items() if "loss" in k}
-        result.best = MetricsStore(model_dir).best()
-        session.update(ended=now(), end_step=result.end_step,
-                       status="failed" if failure else
-                       "interrupted" if result.interrupted else "finished")
-        manifest["status"] = "failed" if failure else \
-            "finished" if result.end_step >= run.train_steps else "stopped"
-        if failure:
-            manifest["error"] = failure
-        else:
-            manifest.pop("error", None)
+            with self.strategy.scope():
+                self.runner.controller.train(steps=target)  # saves a checkpoint at the end
+            step = int(self.trainer.global_step.numpy())
+            if self.evaluator:
+                self._evaluate(step, restore=False)
+
+    def _evaluate(self, step: int, restore: bool) -> None:
+        evaluation = self.evaluator.evaluate(
+            step, self.runner.checkpoint_manager.latest_checkpoint, restore=restore)
+        if evaluation:
+            self.result.evaluations.append(evaluation)
+            self.bar.write(f"eval step {step}: AP {evaluation.metrics['AP']:.3f}  "
+                           f"AP50 {evaluation.metrics['AP50']:.3f}"
+                           + ("  (best so far)" if evaluation.is_best else ""))
+
+    def save_interrupted(self) -> None:
+        self.result.interrupted = True
+        if self.runner is not None:
+            with self.strategy.scope():
+                self.runner.controller.save_checkpoint()
+
+    def finish(self) -> None:
+        """The result and the manifest's record of the session, whatever ended it."""
+        result, manifest = self.result, self.manifest
+        if self.bar is not None:
+            self.bar.close()
+            result.losses = {k: v for k, v in self.bar.latest.items() if "loss" in k}
+        if self.trainer is not None:
+            result.end_step = int(self.trainer.global_step.numpy())
+        result.seconds = time.monotonic() - self.started
+        result.best = MetricsStore(self.model_dir).best()
+        status = "failed" if self.failure else "interrupted" if result.interrupted \
+            else "finished"
+        self.session.update(ended=now(), end_step=result.end_step, status=status)
+        manifest["status"] = "failed" if self.failure else \
+            "finished" if result.end_step >= self.run.train_steps else "stopped"
+        manifest.pop("error", None)
+        if self.failure:
+            manifest["error"] = self.failure
         manifest["final"] = {"step": result.end_step, "losses": result.losses,
                              "best": result.best,
                              "last_eval": result.evaluations[-1].metrics
                              if result.evaluations else None}
-        if chief:
-            write_manifest(model_dir, manifest)
-    return result
+        if self.chief:
+            write_manifest(self.model_dir, manifest)
 
 
 def is_chief() -> bool:

@@ -4,7 +4,8 @@ Annotations rarely sit beside their images. LabelImg writes `annotations/x.xml` 
 `images/x.jpg`, with `<path>` an absolute path on the labeller's own computer and `<folder>` a
 folder name that may exist nowhere here; Pascal VOC has `Annotations/` beside `JPEGImages/`;
 tutorial repos keep `data/train_labels.csv` with the images in `../images`. For each
-annotation the places below are searched, in order, and the first hit wins:
+annotation every place below is looked at, in this order; the image is the first file found,
+unless another place holds a different file of that name:
 
 1. `--images DIR` (the user's word: it wins outright);
 2. the path the annotation names, as given and against the annotation file's folder and the
@@ -16,8 +17,9 @@ annotation the places below are searched, in order, and the first hit wins:
 
 Extensions match whatever their case (`x.JPG` for `x.jpg`), and a name without one (the
 tutorial CSV's ids) matches any image extension. Two different files found for one annotation
-is an error naming both: picking one would silently pair boxes with the wrong pixels.
-Each folder is listed once, so the search costs a dictionary lookup per place, not a `stat`.
+is an error naming both: picking one would silently pair boxes with the wrong pixels. (Only
+then are files compared, byte by byte: copies of one image are fine.) Each folder is listed
+once, so the search costs a dictionary lookup per place, not a `stat`.
 """
 
 from __future__ import annotations

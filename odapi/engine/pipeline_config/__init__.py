@@ -13,8 +13,7 @@ Read in the order the data flows:
   - `inputs`: input readers, label map, eval_config and its sample.
   - `ignored`: why the fields no section maps change nothing.
 - `fates`: the result, a `Translation`: each field's fate (applied, approximated, ignored), the
-  explain table and
-  the YAML `odapi config convert` writes.
+  explain table and the YAML `odapi config convert` writes.
 
 Entry points: `reading.is_pipeline_config`, `reading.read_pipeline_config`,
 `translate.translate`. `odapi.engine.config.resolve` takes the translation from there.

@@ -17,18 +17,19 @@ from odapi.errors import OdapiError
 if TYPE_CHECKING:
     from odapi.protos import model_pb2
 
-CHECKPOINTS = {  # README's list: what to fine-tune each mapped architecture from instead
-    "retinanet_resnet50": "Fine-tune from Model Garden's retinanet-resnet50fpn (RetinaNet "
-                          "ResNet-50 FPN, COCO) instead",
-    "fasterrcnn_resnet50": "Fine-tune from Model Garden's resnet50_imagenet (ResNet-50, "
-                           "ImageNet) instead",
+CHECKPOINTS = {  # what to fine-tune each mapped architecture from instead (odapi.zoo's names)
+    "retinanet_resnet50": "Fine-tune from retinanet-resnet50fpn-coco (RetinaNet ResNet-50 FPN, "
+                          "COCO; --init-checkpoint coco, downloaded on first use) instead",
+    "fasterrcnn_resnet50": "Fine-tune from resnet50-imagenet (ResNet-50, ImageNet; "
+                           "--init-checkpoint resnet50-imagenet) instead",
     "mobile": "Model Garden publishes no checkpoint for this MobileNet RetinaNet: remove "
               "fine_tune_checkpoint to train it from scratch, or use odapi's retinanet_mobile "
-              "preset with Model Garden's spinenet49mobile (RetinaNet SpineNet-Mobile-49, COCO)",
+              "preset with --init-checkpoint coco (spinenet49mobile-coco: RetinaNet "
+              "SpineNet-Mobile-49, COCO)",
     "other": "Model Garden publishes no checkpoint for this backbone: remove "
              "fine_tune_checkpoint to train it from scratch, or use feature_extractor type "
-             "ssd_resnet50_v1_fpn_keras with Model Garden's retinanet-resnet50fpn (RetinaNet "
-             "ResNet-50 FPN, COCO)",
+             "ssd_resnet50_v1_fpn_keras with --init-checkpoint coco (retinanet-resnet50fpn-coco: "
+             "RetinaNet ResNet-50 FPN, COCO)",
 }
 
 
