@@ -20,11 +20,16 @@ protos: $(VENV)/.installed  ## compile odapi/protos/*.proto with protoc (grpcio-
 lint: $(VENV)/.installed
 	$(BIN)/ruff check odapi tests bench
 
-test: setup lint  ## the whole suite, as CI runs it
-	$(BIN)/pytest --durations=15
+# Two workers (pytest-xdist), a test file each at a time so module fixtures are built once:
+# most of a test's time is single-threaded Python (TensorFlow tracing), so two share 2 cores.
+PYTEST_WORKERS ?= 2
+PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-test-fast: setup  ## skip the slow tests
-	$(BIN)/pytest -m "not slow"
+test: setup lint  ## the whole suite, as CI runs it
+	$(PYTEST) --durations=15
+
+test-fast: setup  ## skip the slow tests and the fuzz cases
+	$(PYTEST) -m "not slow and not fuzz"
 
 demo: setup  ## synthetic data -> convert -> train -> evaluate, on the CPU, no Docker
 	$(BIN)/odapi demo --out demo-run

@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -37,21 +38,27 @@ class CliResult:
     def text(self) -> str:
         return self.out + self.err
 
+    def __iter__(self):  # code, out, err = run_odapi(...)
+        return iter((self.code, self.out, self.err))
 
-@pytest.fixture
-def odapi(capsys):
-    """Run `odapi ARGS...` in-process through the real entry point; returns code and output."""
 
-    def run(*args: str | Path) -> CliResult:
-        capsys.readouterr()
+def run_odapi(*args: str | Path | int) -> CliResult:
+    """`odapi ARGS...` in this process through the real entry point, its output captured (no
+    terminal: progress comes as lines). The suite's one in-process way to run the CLI;
+    `odapi_running` is the other, for a process to signal or kill."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main([str(a) for a in args])
         except SystemExit as e:  # argparse usage errors
             code = e.code if isinstance(e.code, int) else 1
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+    return CliResult(code, out.getvalue(), err.getvalue())
 
-    return run
+
+@pytest.fixture
+def odapi():
+    """`run_odapi`, for tests that take it as a fixture."""
+    return run_odapi
 
 
 @contextlib.contextmanager
@@ -113,21 +120,49 @@ TINY = ["--set", "task.model.input_size=[128,128,3]",
 
 
 @pytest.fixture(scope="session")
-def training_records(tmp_path_factory) -> Path:
+def records(tmp_path_factory) -> Path:
     """Records to train on: 48 synthetic images, 36 train and 12 val."""
     root = tmp_path_factory.mktemp("training-records")
     write_demo_dataset(root / "data", count=48, seed=0, formats=("voc",))
-    assert main(["convert", str(root / "data" / "voc"), "--out", str(root / "records"),
-                 "--split", "train=0.75,val=0.25", "-q"]) == 0
+    assert run_odapi("convert", root / "data" / "voc", "--out", root / "records",
+                     "--split", "train=0.75,val=0.25", "-q").code == 0
     return root / "records"
 
 
+@dataclass
+class TrainedRun:
+    model_dir: Path
+    output: str  # what `odapi train` printed, stdout and stderr
+
+
 @pytest.fixture(scope="session")
-def published(training_records, tmp_path_factory) -> bytes:
+def trained_run(records, tmp_path_factory) -> TrainedRun:
+    """The suite's one short run: the demo preset (TINY) for 6 steps on `records`, evaluated
+    at steps 3 and 6 (so `best` had a choice). Read it; to change it, take a `fresh_copy`."""
+    model_dir = tmp_path_factory.mktemp("trained") / "model"
+    result = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                       model_dir, "--steps", "6", "--eval-every", "3", *TINY)
+    assert result.code == 0, result.text
+    return TrainedRun(model_dir, result.text)
+
+
+def fresh_copy(model_dir: Path, into: Path) -> Path:
+    """A copy of a shared run for a test that changes it (resumes, evaluates again, ...);
+    the copy's eval/metrics.json names its own best/ checkpoint."""
+    copy = Path(into) / "model"
+    shutil.copytree(model_dir, copy)
+    metrics = copy / "eval" / "metrics.json"
+    if metrics.exists():
+        metrics.write_text(metrics.read_text().replace(str(model_dir), str(copy)))
+    return copy
+
+
+@pytest.fixture(scope="session")
+def published(records, tmp_path_factory) -> bytes:
     """spinenet49mobile.tar.gz as Model Garden lays it out, from 2 steps of retinanet_mobile."""
     model_dir = tmp_path_factory.mktemp("published") / "model"
-    assert main(["train", "--config", "retinanet_mobile", "--data", str(training_records),
-                 "--model-dir", str(model_dir), "--steps", "2", "-q", *TINY]) == 0
+    assert run_odapi("train", "--config", "retinanet_mobile", "--data", records,
+                     "--model-dir", model_dir, "--steps", "2", "-q", *TINY).code == 0
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for path in sorted(model_dir.glob("ckpt-2.*")):

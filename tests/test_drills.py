@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import TINY, looks_complete, odapi_running, read_all
+from conftest import TINY, looks_complete, odapi_running, read_all, run_odapi
 
 REQUIRED = os.environ.get("ODAPI_REQUIRE_DOCKER") == "1"  # CI: runs as root, skips nothing
 
@@ -87,24 +87,11 @@ def test_conversion_onto_a_full_disk_fails_cleanly(odapi, tmp_path, small_filesy
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory) -> Path:
-    from odapi.cli import main
-
-    root = tmp_path_factory.mktemp("drill-data")
-    assert main(["demo-data", str(root / "data"), "--count", "48", "--formats", "voc"]) == 0
-    assert main(["convert", str(root / "data" / "voc"), "--out", str(root / "records"),
-                 "--split", "train=0.75,val=0.25", "-q"]) == 0
-    return root / "records"
-
-
-@pytest.fixture(scope="module")
 def three_checkpoints(records, tmp_path_factory) -> Path:
     """A finished 9-step run with ckpt-3, ckpt-6 and ckpt-9, copied fresh for each test."""
-    from odapi.cli import main
-
     model_dir = tmp_path_factory.mktemp("drill-run") / "model"
-    assert main(["train", "--config", "demo", "--data", str(records), "--model-dir",
-                 str(model_dir), "--steps", "9", "-q", *TINY]) == 0
+    assert run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                     model_dir, "--steps", "9", "-q", *TINY).code == 0
     return model_dir
 
 

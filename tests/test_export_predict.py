@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,29 +12,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from test_train import TINY, cli
 
 from odapi.model_dir.checkpoints import checkpoint_step, list_checkpoints
 
+from conftest import fresh_copy, run_odapi
+
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A run trained a few steps, evaluated twice (so `best` has a choice)."""
-    root = tmp_path_factory.mktemp("export")
-    assert cli("demo-data", root / "data", "--count", "40", "--formats", "voc")[0] == 0
-    assert cli("convert", root / "data" / "voc", "--out", root / "records",
-               "--split", "train=0.75,val=0.25", "-q")[0] == 0
-    code, out, err = cli("train", "--config", "demo", "--data", root / "records",
-                         "--model-dir", root / "model", "--steps", "6", "--eval-every", "3",
-                         "-q", *TINY)
-    assert code == 0, out + err
-    return root / "model"
+def run(trained_run) -> Path:
+    """The shared run: 6 steps, evaluated at 3 and 6 (so `best` had a choice)."""
+    return trained_run.model_dir
 
 
 @pytest.fixture(scope="module")
 def exported(run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exports") / "detector"
-    code, stdout, err = cli("export", "--model-dir", run, "--out", out, "--tflite", "--quantize")
+    code, stdout, err = run_odapi("export", "--model-dir", run, "--out", out, "--tflite",
+                                  "--quantize")
     assert code == 0, stdout + err
     return out
 
@@ -114,8 +107,8 @@ def test_tflite_outputs_match_the_saved_model(exported):
 @pytest.mark.parametrize("input_type", ["image_bytes", "tf_example"])
 def test_other_input_types(run, tmp_path, input_type):
     out = tmp_path / input_type
-    code, stdout, err = cli("export", "--model-dir", run, "--out", out, "--checkpoint", "latest",
-                            "--input-type", input_type)
+    code, stdout, err = run_odapi("export", "--model-dir", run, "--out", out, "--checkpoint",
+                                  "latest", "--input-type", input_type)
     assert code == 0, err
     signature = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
     assert signature.structured_input_signature[1]["inputs"].dtype == tf.string
@@ -129,8 +122,8 @@ def test_predict_writes_pictures_json_and_csv_and_survives_a_bad_image(exported,
     for i, size in enumerate([(100, 80), (160, 120)]):
         Image.new("RGB", size, (i * 90, 60, 200)).save(images / f"im{i}.jpg")
     (images / "broken.jpg").write_text("not an image")
-    code, out, err = cli("predict", "--model", exported, images, "--out", tmp_path / "out",
-                         "--threshold", "0.0", "-q")
+    code, out, err = run_odapi("predict", "--model", exported, images, "--out", tmp_path / "out",
+                               "--threshold", "0.0", "-q")
     assert code == 0, err
     assert "broken.jpg" in err and "cannot read it as an image" in err
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == \
@@ -149,8 +142,8 @@ def test_predict_keeps_a_picture_for_every_input_even_with_the_same_name(exporte
     for name, colour in (("a/x.jpg", "red"), ("b/x.jpg", "blue"), ("x.png", "green")):
         (inputs / name).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (90, 70), colour).save(inputs / name)
-    code, out, err = cli("predict", "--model", exported, inputs, "--out", tmp_path / "out",
-                         "-q")
+    code, out, err = run_odapi("predict", "--model", exported, inputs, "--out", tmp_path / "out",
+                               "-q")
     assert code == 0, err
     written = sorted(str(p.relative_to(tmp_path / "out" / "images"))
                      for p in (tmp_path / "out" / "images").rglob("*") if p.is_file())
@@ -166,8 +159,8 @@ def test_predict_on_a_folder_without_a_manifest_says_what_to_do(exported, tmp_pa
     incomplete.mkdir()
     (incomplete / "saved_model").symlink_to(exported / "saved_model")
     Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
-    code, out, err = cli("predict", "--model", incomplete, tmp_path / "a.jpg", "--out",
-                         tmp_path / "out")
+    code, out, err = run_odapi("predict", "--model", incomplete, tmp_path / "a.jpg", "--out",
+                               tmp_path / "out")
     assert code == 1, err
     assert err.strip() == (f"error: {incomplete}: not a complete odapi export: manifest.json "
                            "is missing, which says what the SavedModel takes; export the run "
@@ -181,10 +174,7 @@ def test_export_describes_the_checkpoint_it_exported_when_best_changes_meanwhile
     from odapi.export import export_model
     from odapi.model_dir.metrics import MetricsStore
 
-    copy = tmp_path / "model"
-    shutil.copytree(run, copy)
-    metrics = copy / "eval" / "metrics.json"
-    metrics.write_text(metrics.read_text().replace(str(run), str(copy)))
+    copy = fresh_copy(run, tmp_path)
     store = MetricsStore(copy)
     chosen = store.best()
     other = next(p for p in list_checkpoints(copy) if checkpoint_step(p) != chosen["step"])
@@ -209,14 +199,14 @@ def test_export_describes_the_checkpoint_it_exported_when_best_changes_meanwhile
 
 def test_export_errors_say_what_to_do(run, tmp_path):
     unevaluated = tmp_path / "fresh-run"
-    code, out, err = cli("export", "--model-dir", run, "--out", tmp_path / "x", "--quantize")
+    code, out, err = run_odapi("export", "--model-dir", run, "--out", tmp_path / "x", "--quantize")
     assert code == 1 and "--quantize applies to the TFLite model: add --tflite" in err
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("keep")
-    code, out, err = cli("export", "--model-dir", run, "--out", tmp_path / "taken")
+    code, out, err = run_odapi("export", "--model-dir", run, "--out", tmp_path / "taken")
     assert code == 1 and "pass --overwrite" in err
     assert (tmp_path / "taken" / "file").read_text() == "keep"
-    code, out, err = cli("export", "--model-dir", unevaluated, "--out", tmp_path / "y")
+    code, out, err = run_odapi("export", "--model-dir", unevaluated, "--out", tmp_path / "y")
     assert code == 1 and "manifest.json is missing" in err
 
 
@@ -224,24 +214,24 @@ def test_export_errors_say_what_to_do(run, tmp_path):
 def test_a_demo_model_finds_fresh_shapes_and_predict_agrees_with_eval(tmp_path):
     """Trained on the synthetic demo, exported, run on freshly generated images: the AP that
     predict --ground-truth reports is within 0.02 of `odapi eval` on the same images."""
-    code, out, err = cli("demo", "--out", tmp_path / "demo", "--count", "300", "-q")
+    code, out, err = run_odapi("demo", "--out", tmp_path / "demo", "--count", "300", "-q")
     assert code == 0, out + err
     model_dir = tmp_path / "demo" / "model"
-    assert cli("export", "--model-dir", model_dir, "--out", tmp_path / "export")[0] == 0
-    assert cli("demo-data", tmp_path / "fresh", "--count", "30", "--seed", "12345",
-               "--formats", "voc")[0] == 0
-    assert cli("convert", tmp_path / "fresh" / "voc", "--out", tmp_path / "fresh-records",
-               "--split", "val=1", "-q")[0] == 0
+    assert run_odapi("export", "--model-dir", model_dir, "--out", tmp_path / "export").code == 0
+    assert run_odapi("demo-data", tmp_path / "fresh", "--count", "30", "--seed", "12345",
+                     "--formats", "voc").code == 0
+    assert run_odapi("convert", tmp_path / "fresh" / "voc", "--out", tmp_path / "fresh-records",
+                     "--split", "val=1", "-q").code == 0
 
-    code, predict_out, err = cli("predict", "--model", tmp_path / "export",
-                                 tmp_path / "fresh" / "images", "--out",
-                                 tmp_path / "predictions", "--ground-truth",
-                                 tmp_path / "fresh" / "voc", "-q")
+    code, predict_out, err = run_odapi("predict", "--model", tmp_path / "export",
+                                       tmp_path / "fresh" / "images", "--out",
+                                       tmp_path / "predictions", "--ground-truth",
+                                       tmp_path / "fresh" / "voc", "-q")
     assert code == 0, err
     predicted = json.loads((tmp_path / "predictions" / "metrics.json").read_text())["metrics"]
     best = json.loads((model_dir / "eval" / "metrics.json").read_text())["best"]["checkpoint"]
-    code, out, err = cli("eval", "--model-dir", model_dir, "--checkpoint", best,
-                         "--val-data", str(tmp_path / "fresh-records" / "val-*.tfrecord"))
+    code, out, err = run_odapi("eval", "--model-dir", model_dir, "--checkpoint", best,
+                               "--val-data", str(tmp_path / "fresh-records" / "val-*.tfrecord"))
     assert code == 0, err
     evaluated_file = out.split("results in ")[1].split(")")[0]
     evaluated = json.loads(Path(evaluated_file).read_text())["evaluations"][-1]["metrics"]

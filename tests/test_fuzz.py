@@ -28,6 +28,8 @@ from odapi.cli import BUG_REPORT
 from odapi.data.synthetic import FORMATS, write_demo_dataset
 from odapi.engine.config import list_presets, preset_dir
 
+from conftest import run_odapi
+
 CONFIGS = Path(__file__).parent / "data" / "pipeline_configs"
 SCALE = int(os.environ.get("ODAPI_FUZZ_SCALE", "1"))  # more cases: ODAPI_FUZZ_SCALE=10
 CASES = {group: n * SCALE for group, n in
@@ -159,10 +161,8 @@ def good(tmp_path_factory) -> dict[str, Path]:
     """Small good inputs: a dataset in every format, records converted from it, configs."""
     root = tmp_path_factory.mktemp("fuzz")
     datasets = write_demo_dataset(root / "data", count=8, seed=5, formats=FORMATS)
-    from odapi.cli import main
-
-    assert main(["convert", str(datasets["voc"]), "--out", str(root / "records"), "--split",
-                 "train=0.5,val=0.5", "-q"]) == 0
+    assert run_odapi("convert", datasets["voc"], "--out", root / "records", "--split",
+                     "train=0.5,val=0.5", "-q").code == 0
     configs = root / "configs"
     configs.mkdir()
     for source in CONFIGS.glob("*.config"):
@@ -231,6 +231,7 @@ def test_every_good_input_passes(odapi, good, tmp_path):
         assert result.code == 0, result.text
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("case", case_ids("preset"))
 def test_mutated_preset(odapi, good, tmp_path, case):
     rng = random.Random(case)
@@ -243,6 +244,7 @@ def test_mutated_preset(odapi, good, tmp_path, case):
     check(result, case, what)
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("case", case_ids("pipeline"))
 def test_mutated_pipeline_config(odapi, good, tmp_path, case):
     rng = random.Random(case)
@@ -272,6 +274,7 @@ def _dataset_copy(good: dict, name: str, tmp_path: Path) -> tuple[Path, list[Pat
     return target, files
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("case", case_ids("dataset"))
 def test_mutated_dataset(odapi, good, tmp_path, case):
     rng = random.Random(case)
@@ -288,6 +291,7 @@ def test_mutated_dataset(odapi, good, tmp_path, case):
     check(result, case, f"{name}: {'; '.join(what)}")
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("case", case_ids("label-map"))
 def test_mutated_label_map(odapi, good, tmp_path, case):
     rng = random.Random(case)
@@ -299,6 +303,7 @@ def test_mutated_label_map(odapi, good, tmp_path, case):
     check(result, case, what)
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("case", case_ids("records"))
 def test_mutated_records(odapi, good, tmp_path, case):
     rng = random.Random(case)

@@ -21,7 +21,7 @@ from lxml import etree
 
 from odapi.data.synthetic import write_demo_dataset
 
-from conftest import TINY, read_all, read_split, snapshot
+from conftest import TINY, read_all, read_split, run_odapi, snapshot
 
 COUNT = 6
 
@@ -37,9 +37,7 @@ def source(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(source, tmp_path_factory) -> dict[str, list[tuple]]:
     out = tmp_path_factory.mktemp("reference") / "records"
-    from odapi.cli import main
-
-    assert main(["convert", str(source / "voc"), "--out", str(out), "-q"]) == 0
+    assert run_odapi("convert", source / "voc", "--out", out, "-q").code == 0
     return boxes_by_image(out)
 
 
@@ -246,10 +244,10 @@ def test_train_takes_the_conversion_options_and_evaluates_on_test(odapi, source,
     assert f"converting {root} to {model / 'records'}" in other.err
 
 
-def test_conversion_options_with_records_are_refused(odapi, training_records, tmp_path):
-    result = odapi("train", "--config", "demo", "--data", training_records, "--model-dir",
+def test_conversion_options_with_records_are_refused(odapi, records, tmp_path):
+    result = odapi("train", "--config", "demo", "--data", records, "--model-dir",
                    tmp_path / "model", "--format", "voc", "--images", tmp_path)
     assert result.code == 1
     assert result.err.strip() == (
-        f"error: {training_records}: --format, --images apply to a dataset that needs "
+        f"error: {records}: --format, --images apply to a dataset that needs "
         "converting, and this folder holds records `odapi convert` wrote; leave them out")

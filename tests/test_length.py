@@ -30,9 +30,9 @@ def schedule(run: dict) -> tuple[int, int, int]:
     (("--set", "trainer.train_steps=150"), (150, 150, 15), "--set trainer.train_steps"),
     (("--epochs", "2"), (10, 10, 1), "--epochs"),  # 36 training images, batch 8: 5 per epoch
 ])
-def test_the_schedule_stretches_with_the_length(odapi, training_records, tmp_path, args,
+def test_the_schedule_stretches_with_the_length(odapi, records, tmp_path, args,
                                                 expected, source):
-    run, err = checked(odapi, training_records, tmp_path, *args)
+    run, err = checked(odapi, records, tmp_path, *args)
     assert schedule(run) == expected
     assert run["length"]["from"] == source
     if source == "--epochs":  # the records are counted only then (training counts them anyway)
@@ -43,14 +43,14 @@ def test_the_schedule_stretches_with_the_length(odapi, training_records, tmp_pat
                          f"warmup_steps 30 -> {expected[2]}") == 1
 
 
-def test_schedule_keys_set_on_the_command_line_stay(odapi, training_records, tmp_path):
-    run, err = checked(odapi, training_records, tmp_path, "--steps", "600", "--set",
+def test_schedule_keys_set_on_the_command_line_stay(odapi, records, tmp_path):
+    run, err = checked(odapi, records, tmp_path, "--steps", "600", "--set",
                        f"{SCHEDULE}.learning_rate.cosine.decay_steps=100")
     assert schedule(run) == (600, 100, 60)
 
 
-def test_steps_and_epochs_together_are_refused(odapi, training_records, tmp_path):
-    result = odapi("train", "--config", "demo", "--data", training_records, "--model-dir",
+def test_steps_and_epochs_together_are_refused(odapi, records, tmp_path):
+    result = odapi("train", "--config", "demo", "--data", records, "--model-dir",
                    tmp_path / "m", "--check", "--steps", "5", "--epochs", "2")
     assert result.code == 1
     assert result.err.strip() == "error: give --steps or --epochs, not both"

@@ -20,11 +20,10 @@ from official.core import input_reader
 from official.vision.dataloaders import retinanet_input, tf_example_decoder
 from official.vision.evaluation import coco_evaluator, coco_utils
 
-from odapi.cli import main
 from odapi.data.records import read_records
 from odapi.data.synthetic import CLASSES, write_demo_dataset
 
-from conftest import read_split
+from conftest import read_split, run_odapi
 
 COUNT = 12
 SPLITS = ("train", "val")
@@ -41,9 +40,8 @@ def converted(tmp_path_factory):
     root = tmp_path_factory.mktemp("model-garden")
     written = write_demo_dataset(root / "data", count=COUNT, seed=11, formats=("tf-csv",))
     out = root / "records"
-    code = main(["convert", str(written["tf-csv"]), "--out", str(out),
-                 "--split", "train=0.75,val=0.25", "--quiet"])
-    assert code == 0
+    assert run_odapi("convert", written["tf-csv"], "--out", out,
+                     "--split", "train=0.75,val=0.25", "--quiet").code == 0
     truth: dict[str, tuple] = {}
     with written["tf-csv"].open(encoding="utf-8") as f:
         for row in csv.DictReader(f):

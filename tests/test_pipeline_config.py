@@ -18,24 +18,16 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from odapi.cli import main
 from odapi.data.examples import from_tf_example
 from odapi.data.records import read_records
 from odapi.engine.pipeline_config.reading import read_pipeline_config
 from odapi.model_dir.checkpoints import list_checkpoints
 
-from conftest import TINY
+from conftest import TINY, run_odapi
 
 CONFIGS = Path(__file__).parent / "data" / "pipeline_configs"
 TUTORIAL = CONFIGS / "tutorial.config"
 FIELDS_OF_THE_TUTORIAL = 78
-
-
-def run_cli(*args) -> int:
-    try:
-        return main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +39,9 @@ def records(tmp_path_factory) -> Path:
     from odapi.engine.config import resolve
 
     root = tmp_path_factory.mktemp("pipeline-data")
-    assert run_cli("demo-data", root / "data", "--count", "24", "--formats", "voc") == 0
-    assert run_cli("convert", root / "data" / "voc", "--out", root / "records", "--split",
-                   "train=0.75,val=0.25", "-q") == 0
+    assert run_odapi("demo-data", root / "data", "--count", "24", "--formats", "voc").code == 0
+    assert run_odapi("convert", root / "data" / "voc", "--out", root / "records", "--split",
+                     "train=0.75,val=0.25", "-q").code == 0
     folder = root / "records"
     run = resolve(TUTORIAL, data=folder, init_checkpoint="unused",
                   sets=["task.model.input_size=[128,128,3]"])

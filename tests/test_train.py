@@ -6,8 +6,6 @@ entry point, in-process or as a subprocess where a process must be killed.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -22,40 +20,9 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from odapi.cli import main
 from odapi.model_dir.checkpoints import list_checkpoints
 
-from conftest import TINY, odapi_running
-
-
-def cli(*args) -> tuple[int, str, str]:
-    """Run odapi in-process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train-data")
-    assert cli("demo-data", root / "data", "--count", "48", "--formats", "voc")[0] == 0
-    code, out, err = cli("convert", root / "data" / "voc", "--out", root / "records",
-                         "--split", "train=0.75,val=0.25", "-q")
-    assert code == 0, err
-    return root / "records"
-
-
-@pytest.fixture(scope="module")
-def trained(records, tmp_path_factory) -> tuple[Path, str]:
-    model_dir = tmp_path_factory.mktemp("run") / "model"
-    code, out, err = cli("train", "--config", "demo", "--data", records, "--model-dir",
-                         model_dir, "--steps", "6", "--eval-every", "6", *TINY)
-    assert code == 0, out + err
-    return model_dir, out + err
+from conftest import TINY, fresh_copy, odapi_running, run_odapi
 
 
 def event_tags(folder: Path) -> dict[str, set[str]]:
@@ -69,8 +36,8 @@ def event_tags(folder: Path) -> dict[str, set[str]]:
     return tags
 
 
-def test_training_writes_checkpoints_events_manifest_and_metrics(trained, records):
-    model_dir, output = trained
+def test_training_writes_checkpoints_events_manifest_and_metrics(trained_run, records):
+    model_dir, output = trained_run.model_dir, trained_run.output
     assert [Path(p).name for p in list_checkpoints(model_dir)] == ["ckpt-3", "ckpt-6"]
 
     train_tags = event_tags(model_dir / "train")["scalars"]
@@ -97,23 +64,26 @@ def test_training_writes_checkpoints_events_manifest_and_metrics(trained, record
         (records / "label_map.pbtxt").read_text()
     assert manifest["sessions"][0]["start_step"] == 0 and manifest["sessions"][0]["end_step"] == 6
     assert manifest["status"] == "finished"
-    assert manifest["final"]["best"]["step"] == 6
 
     metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
-    (entry,) = metrics["evaluations"]
-    assert entry["step"] == 6 and 0.0 <= entry["metrics"]["AP"] <= 1.0
-    assert set(entry["per_class"]) <= {"circle", "square", "triangle"}
-    assert (model_dir / "best" / "ckpt-6.index").exists()
-    assert tf.train.latest_checkpoint(str(model_dir / "best")).endswith("best/ckpt-6")
+    assert [e["step"] for e in metrics["evaluations"]] == [3, 6]
+    for entry in metrics["evaluations"]:
+        assert 0.0 <= entry["metrics"]["AP"] <= 1.0
+        assert set(entry["per_class"]) <= {"circle", "square", "triangle"}
+    best = max(metrics["evaluations"], key=lambda e: e["metrics"]["AP"])  # the first, if tied
+    assert manifest["final"]["best"]["step"] == metrics["best"]["step"] == best["step"]
+    assert (model_dir / "best" / f"ckpt-{best['step']}.index").exists()
+    assert tf.train.latest_checkpoint(str(model_dir / "best")).endswith(
+        f"best/ckpt-{best['step']}")
 
     assert "0 -> 6 of 6" in output and "best checkpoint" in output  # the summary table
     assert "train | step" not in output  # orbit's per-loop printout is replaced by the bar
 
 
-def test_same_command_resumes_from_the_latest_checkpoint(trained, records):
-    model_dir, _ = trained
-    code, out, err = cli("train", "--config", "demo", "--data", records, "--model-dir",
-                         model_dir, "--steps", "9", *TINY)
+def test_same_command_resumes_from_the_latest_checkpoint(trained_run, records, tmp_path):
+    model_dir = fresh_copy(trained_run.model_dir, tmp_path)
+    code, out, err = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                               model_dir, "--steps", "9", *TINY)
     assert code == 0, out + err
     assert "resuming" in err and "from step 6" in err
     manifest = json.loads((model_dir / "manifest.json").read_text())
@@ -121,54 +91,52 @@ def test_same_command_resumes_from_the_latest_checkpoint(trained, records):
     assert Path(list_checkpoints(model_dir)[-1]).name == "ckpt-9"
 
 
-@pytest.mark.slow
 def test_a_session_killed_between_its_last_save_and_its_eval_evaluates_on_restart(
-        records, tmp_path):
+        trained_run, records, tmp_path):
     """The final checkpoint is saved, then the process dies before evaluating it: the same
     command, run again, has no step left to train but evaluates that checkpoint, with the
     weights it holds (the same metrics as the evaluation that was lost)."""
-    command = ("train", "--config", "demo", "--data", records, "--model-dir",
-               tmp_path / "model", "--steps", "3", "--eval-every", "3", *TINY)
-    code, out, err = cli(*command)
+    model_dir = fresh_copy(trained_run.model_dir, tmp_path)
+    lost = json.loads((model_dir / "eval" / "metrics.json").read_text())["evaluations"][-1]
+    assert lost["step"] == 6
+    shutil.rmtree(model_dir / "eval")  # as if killed before it was written
+    code, out, err = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                               model_dir, "--steps", "6", "--eval-every", "3", *TINY)
     assert code == 0, out + err
-    metrics = json.loads((tmp_path / "model" / "eval" / "metrics.json").read_text())
-    lost = metrics["evaluations"][-1]
-    assert lost["step"] == 3
-    shutil.rmtree(tmp_path / "model" / "eval")  # as if killed before it was written
-    code, out, err = cli(*command)
-    assert code == 0, out + err
-    assert "eval step 3" in err, err
-    metrics = json.loads((tmp_path / "model" / "eval" / "metrics.json").read_text())
-    assert [e["step"] for e in metrics["evaluations"]] == [3]
+    assert "eval step 6" in err, err
+    metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
+    assert [e["step"] for e in metrics["evaluations"]] == [6]
     assert metrics["evaluations"][0]["metrics"] == pytest.approx(lost["metrics"], abs=1e-6)
 
 
-def test_eval_reports_coco_metrics_and_per_class_ap(trained):
-    model_dir, _ = trained
+def test_eval_reports_coco_metrics_and_per_class_ap(trained_run, tmp_path):
+    model_dir = fresh_copy(trained_run.model_dir, tmp_path)
+    shutil.rmtree(model_dir / "eval")  # as if trained without --eval-every
     # every checkpoint's step is evaluated once; a second run finds nothing new
-    code, out, err = cli("eval", "--model-dir", model_dir)
+    code, out, err = run_odapi("eval", "--model-dir", model_dir)
     assert code == 0, out + err
-    code, out, err = cli("eval", "--model-dir", model_dir)
+    code, out, err = run_odapi("eval", "--model-dir", model_dir)
     assert code == 0 and "nothing new to evaluate" in out
     metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
     steps = [e["step"] for e in metrics["evaluations"]]
     assert steps == sorted(set(steps)) and steps[-1] == int(
         Path(list_checkpoints(model_dir)[-1]).name.split("-")[1])
-    code, out, err = cli("eval", "--model-dir", model_dir, "--checkpoint",
-                         list_checkpoints(model_dir)[0])
+    code, out, err = run_odapi("eval", "--model-dir", model_dir, "--checkpoint",
+                               list_checkpoints(model_dir)[0])
     assert code == 0, err
     for name in ("AP ", "AP50", "ARmax100", "circle"):
         assert name in out
 
 
-def test_fine_tuning_with_another_class_count_restores_the_backbone(trained, records, tmp_path):
-    model_dir, _ = trained
+def test_fine_tuning_with_another_class_count_restores_the_backbone(trained_run, records,
+                                                                   tmp_path):
+    model_dir = trained_run.model_dir
     label_map = tmp_path / "label_map.pbtxt"
     label_map.write_text("item { id: 1 name: 'circle' }\nitem { id: 2 name: 'square' }\n"
                          "item { id: 3 name: 'triangle' }\nitem { id: 4 name: 'star' }\n")
-    code, out, err = cli("train", "--config", "demo", "--data", records, "--label-map",
-                         label_map, "--model-dir", tmp_path / "tuned", "--steps", "3",
-                         "--init-checkpoint", model_dir, *TINY)
+    code, out, err = run_odapi("train", "--config", "demo", "--data", records, "--label-map",
+                               label_map, "--model-dir", tmp_path / "tuned", "--steps", "3",
+                               "--init-checkpoint", model_dir, *TINY)
     assert code == 0, out + err
     assert "fine-tuning from" in err and "restored backbone" in err
     manifest = json.loads((tmp_path / "tuned" / "manifest.json").read_text())
@@ -177,14 +145,14 @@ def test_fine_tuning_with_another_class_count_restores_the_backbone(trained, rec
     assert "trained for 4 classes, this run has 5" in manifest["init"]["notes"][0]
 
 
-def test_fine_tune_restore_copies_the_backbone_weights_exactly(trained, records):
+def test_fine_tune_restore_copies_the_backbone_weights_exactly(trained_run, records):
     """Through the library API: after the restore, backbone weights equal the checkpoint's."""
     from official.core import task_factory
 
     from odapi.engine.config import resolve
     from odapi.engine.fine_tuning import restore_for_fine_tuning
 
-    model_dir, _ = trained
+    model_dir = trained_run.model_dir
     run = resolve("demo", data=records, sets=[s for s in TINY if s != "--set"])
     model = task_factory.get_task(run.params.task).build_model()
     report = restore_for_fine_tuning(model, model_dir, num_classes=4)
@@ -238,8 +206,8 @@ def test_a_checkpoint_that_does_not_fit_is_refused_before_any_step(records, tmp_
                                                                    expected):
     checkpoint = make(tmp_path / "checkpoint")
     model_dir = tmp_path / "model"
-    code, out, err = cli("train", "--config", "demo", "--data", records, "--model-dir",
-                         model_dir, "--steps", "3", "--init-checkpoint", checkpoint, *TINY)
+    code, out, err = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                               model_dir, "--steps", "3", "--init-checkpoint", checkpoint, *TINY)
     assert code == 1
     assert expected in err and str(checkpoint) in err
     assert "Model Garden" in err or "same architecture" in err  # what to use instead
@@ -287,7 +255,7 @@ def test_pre_flight_errors_come_before_training(records, tmp_path, case, expecte
         args += ["--model-dir", tmp_path / "model"]
     if "--config" not in args:
         args += ["--config", "demo"]
-    code, out, err = cli("train", "--steps", "3", *args, *TINY)
+    code, out, err = run_odapi("train", "--steps", "3", *args, *TINY)
     assert code == 1, out + err
     assert expected in err
     assert "Traceback" not in err
@@ -332,11 +300,11 @@ def test_kill_9_then_resume_while_eval_follows(records, tmp_path):
     assert steps[-1] == 9 and len(steps) == len(set(steps))
 
 
-def test_tensorboard_serves_the_runs_scalars(trained):
+def test_tensorboard_serves_the_runs_scalars(trained_run):
     import socket
     import urllib.request
 
-    model_dir, _ = trained
+    model_dir = trained_run.model_dir
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -368,8 +336,8 @@ def test_tensorboard_serves_the_runs_scalars(trained):
     ("faster_rcnn_resnet50_fpn", "fasterrcnn_resnetfpn_coco", 640),
 ])
 def test_presets_resolve_with_classes_from_the_label_map(records, preset, experiment, size):
-    code, out, err = cli("train", "--config", preset, "--data", records, "--model-dir",
-                         "unused", "--check")
+    code, out, err = run_odapi("train", "--config", preset, "--data", records, "--model-dir",
+                               "unused", "--check")
     assert code == 0, err
     import yaml
 
@@ -384,12 +352,12 @@ def test_presets_resolve_with_classes_from_the_label_map(records, preset, experi
 
 @pytest.mark.slow
 def test_faster_rcnn_preset_trains(records, tmp_path):
-    code, out, err = cli("train", "--config", "faster_rcnn_resnet50_fpn", "--data", records,
-                         "--model-dir", tmp_path / "frcnn", "--steps", "2", "-q",
-                         "--set", "task.model.input_size=[256,256,3]",
-                         "--set", "task.train_data.global_batch_size=2",
-                         "--set", "trainer.steps_per_loop=1",
-                         "--set", "task.model.backbone.resnet.model_id=18")
+    code, out, err = run_odapi("train", "--config", "faster_rcnn_resnet50_fpn", "--data", records,
+                               "--model-dir", tmp_path / "frcnn", "--steps", "2", "-q",
+                               "--set", "task.model.input_size=[256,256,3]",
+                               "--set", "task.train_data.global_batch_size=2",
+                               "--set", "trainer.steps_per_loop=1",
+                               "--set", "task.model.backbone.resnet.model_id=18")
     assert code == 0, out + err
     assert Path(list_checkpoints(tmp_path / "frcnn")[-1]).name == "ckpt-2"
 

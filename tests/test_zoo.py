@@ -174,11 +174,11 @@ def test_a_read_only_cache(odapi, cache, server):
 
 
 @pytest.mark.slow
-def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, training_records, tmp_path):
+def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_path):
     """No --config on a real dataset: retinanet_mobile (no GPU here) from its COCO checkpoint,
     said at the start, downloaded once; the learning-rate schedule follows --steps."""
     model_dir = tmp_path / "model"
-    with odapi_running("train", "--data", training_records, "--model-dir", model_dir,
+    with odapi_running("train", "--data", records, "--model-dir", model_dir,
                        "--steps", "4", *TINY) as process:
         out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err
@@ -191,7 +191,7 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, training_recor
     assert manifest["config"]["length"] == {"steps": 4, "epochs": 0.44, "from": "--steps"}
 
     server.close()  # the same command again: it resumes, and needs no checkpoint to start from
-    with odapi_running("train", "--data", training_records, "--model-dir", model_dir,
+    with odapi_running("train", "--data", records, "--model-dir", model_dir,
                        "--steps", "6", *TINY) as process:
         out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err
