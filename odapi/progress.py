@@ -60,7 +60,7 @@ class LineProgress:
         self._rate_from: tuple[float, int] | None = None  # (time, count) at the first update:
         #   the rate leaves out start-up (the first training loop also traces the graph)
         self._printed_at: float | None = None  # None: no line yet, the first one goes out
-        self._printed_n: int | None = None
+        self._printed: tuple | None = None  # (count, postfix) of the last line printed
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, daemon=True,
@@ -88,7 +88,9 @@ class LineProgress:
             return
         self._closed.set()
         with self._lock:
-            if self.n != self._initial and self._printed_n != self.n:
+            # the final state, unless the last line showed it: a heartbeat may have shown the
+            # final count before the losses that came with it
+            if self.n != self._initial and self._printed != (self.n, self.postfix):
                 self._print(time.monotonic())
 
     def __enter__(self) -> LineProgress:
@@ -119,7 +121,7 @@ class LineProgress:
 
     def _print(self, now: float) -> None:
         print(self.line(now), file=self.stream, flush=True)
-        self._printed_at, self._printed_n = now, self.n
+        self._printed_at, self._printed = now, (self.n, dict(self.postfix))
 
     def _beat(self) -> None:
         """While the work runs: a line after `max_interval` seconds without one."""

@@ -100,6 +100,26 @@ def test_training_progress_counts_each_step_once_after_a_heartbeat(capsys):
     assert "train 200/300 (67%) steps | total_loss 1.000" in capsys.readouterr().err
 
 
+def test_the_last_line_shows_the_losses_when_a_heartbeat_showed_the_final_step_first(capsys):
+    """A slow machine: the heartbeat printed the polled final step (no losses yet) moments
+    before the loop's end brought them; the log still ends with the step and its losses."""
+    import tensorflow as tf
+
+    from odapi.engine.progress import ProgressBar
+
+    step = tf.Variable(0, dtype=tf.int64)
+    bar = ProgressBar(step, 3)
+    step.assign(3)
+    with bar.bar._lock:  # what a heartbeat does: poll, then print
+        bar.bar.n = int(bar.bar.poll())
+        bar.bar._print(time.monotonic())
+    bar({"total_loss": 1.0})  # within min_interval of the heartbeat's line: not printed
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-2:] == ["train 3/3 (100%) steps",
+                          "train 3/3 (100%) steps | total_loss 1.000"], lines
+
+
 def test_progress_bar_chooses_by_the_stream():
     assert isinstance(progress_bar(10, "x", "img", stream=io.StringIO()), LineProgress)
     disabled = progress_bar(10, "x", "img", stream=io.StringIO(), enabled=False)
