@@ -354,8 +354,15 @@ def damage(model_dir: Path, final: bool = False) -> list[str]:
         try:
             step = int(tf.train.load_checkpoint(prefix).get_tensor(GLOBAL_STEP))
         except Exception as e:  # noqa: BLE001
-            problems.append(f"{index.name} looks complete but does not load: "
-                            f"{str(e).splitlines()[0]}")
+            # TensorFlow merges a save's index into ckpt-N.index in place, while the state
+            # file still names the previous checkpoint: a kill then leaves an unlisted index
+            # cut short (seen on CI). Nothing odapi reads takes it (checkpoints are found
+            # through the state file) and the resumed run saves step N over it; tolerated
+            # after a kill, never once the run has finished.
+            cut_short = "too short to be an sstable" in str(e)
+            if final or prefix in listed or not cut_short:
+                problems.append(f"{index.name} looks complete but does not load: "
+                                f"{str(e).splitlines()[0]}")
             continue
         if step != mark_step(index.name):
             problems.append(f"{index.name} holds step {step}")
