@@ -194,9 +194,9 @@ def export_model(model_dir: Path, out: Path, checkpoint: str = "best",
 def _signatures_only():
     """Save the serving signature, not a traced copy of every Keras layer's `call` (what
     tf_keras adds to a SavedModel for reloading it as a Keras model): nothing loads the
-    export that way, and tracing each layer took most of the export's time. With
-    `experimental_custom_gradients=False` above (no gradients in an inference model), an
-    export takes about a third of the time."""
+    export that way, and tracing each layer took much of the export's time. Together with
+    `experimental_custom_gradients=False` in the caller (an inference model needs no
+    gradients), an export of the demo run took 72 s instead of 161 s here."""
     from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
     with keras_option_scope(save_traces=False):

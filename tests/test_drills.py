@@ -356,7 +356,7 @@ def damage(model_dir: Path, final: bool = False) -> list[str]:
         except Exception as e:  # noqa: BLE001
             # TensorFlow merges a save's index into ckpt-N.index in place, while the state
             # file still names the previous checkpoint: a kill then leaves an unlisted index
-            # cut short (seen on CI). Nothing odapi reads takes it (checkpoints are found
+            # cut short (seen in a full run). Nothing odapi reads takes it (checkpoints are found
             # through the state file) and the resumed run saves step N over it; tolerated
             # after a kill, never once the run has finished.
             cut_short = "too short to be an sstable" in str(e)
