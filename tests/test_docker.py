@@ -175,11 +175,14 @@ def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
                            "--out", "/model/export")
         assert exported.returncode == 0, exported.stdout + exported.stderr
         assert (model_dir / "export" / "saved_model" / "saved_model.pb").exists()
+        images = [f"/model/demo-data/images/00000{i}.jpg" for i in range(2)]  # two will do
         predicted = compose(env, "run", "--rm", "--no-deps", "predict", "--model",
-                            "/model/export", "/model/demo-data/images", "--out",
-                            "/model/predictions", "-q")
+                            "/model/export", *images, "--out", "/model/predictions", "-q")
         assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+        assert "2 image(s)" in predicted.stdout
         assert (model_dir / "predictions" / "detections.json").exists()
+        assert sorted(p.name for p in (model_dir / "predictions" / "images").iterdir()) == \
+            ["000000.jpg", "000001.jpg"]
         assert (model_dir / "predictions" / "images").stat().st_uid == HOST_UID
     finally:
         down = compose(env, "down", "--volumes", "--remove-orphans")
