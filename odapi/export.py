@@ -218,16 +218,18 @@ def _write_models(staging: Path, params, checkpoint: str, result: ExportResult, 
             save_options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     if not tflite:
         return
-    from odapi.tflite import check_against_saved_model, convert_to_tflite
+    from odapi.tflite import check_against_saved_model, convert_to_tflite, serving_function
 
     variants = [(TFLITE, False)] + ([(TFLITE_QUANTIZED, True)] if quantize else [])
     fixed = _serving_module(params, "image_tensor", batch_size=1)
     tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
+    function = serving_function(fixed, params)
+    reference = tf.saved_model.load(str(staging / SAVED_MODEL)).signatures["serving_default"]
     for name, quantized in variants:
         log(f"converting to TFLite{' (dynamic-range quantized)' if quantized else ''}")
         path = staging / name
-        path.write_bytes(convert_to_tflite(fixed, params, quantized))
-        check = check_against_saved_model(path, staging / SAVED_MODEL, params, model_dir,
-                                          quantized, result.input_type)
+        path.write_bytes(convert_to_tflite(function, fixed, quantized))
+        check = check_against_saved_model(path, reference, params, model_dir, quantized,
+                                          result.input_type)
         result.tflite.append(result.out / name)
         result.tflite_checks[name] = check

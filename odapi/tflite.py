@@ -19,15 +19,22 @@ SCORE_FLOOR = 0.3  # detections compared: those either model scores at least thi
 TOLERANCE = {False: {"score": 0.02, "iou": 0.9}, True: {"score": 0.1, "iou": 0.75}}
 
 
-def convert_to_tflite(module, params, quantized: bool) -> bytes:
-    """Convert the serving function at the model's input size, batch 1, uint8 RGB in."""
+def serving_function(module, params):
+    """The serving function at the model's input size, batch 1, uint8 RGB in: traced once,
+    converted as often as there are TFLite variants."""
     import tensorflow as tf
 
     height, width = params.task.model.input_size[:2]
     serve = tf.function(module.serve, input_signature=[
         tf.TensorSpec([1, height, width, 3], tf.uint8, name="inputs")])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], module)
+    return serve.get_concrete_function()
+
+
+def convert_to_tflite(function, module, quantized: bool) -> bytes:
+    """`function` (serving_function's) as a TFLite model, dynamic-range quantized or not."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                            tf.lite.OpsSet.SELECT_TF_OPS]
     if quantized:
@@ -79,14 +86,14 @@ def _saved_model_input(image: np.ndarray, input_type: str):
     return tf.constant([example.SerializeToString()])
 
 
-def check_against_saved_model(tflite_path: Path, saved_model: Path, params, model_dir: Path,
+def check_against_saved_model(tflite_path: Path, serve, params, model_dir: Path,
                               quantized: bool, input_type: str = "image_tensor") -> dict:
     """Every detection either model scores >= 0.3 has a twin in the other: same class, boxes
-    overlapping by the tolerance's IoU, scores within its difference. Raises when not."""
+    overlapping by the tolerance's IoU, scores within its difference. Raises when not.
+    `serve` is the SavedModel's serving signature, loaded once for every variant."""
     import tensorflow as tf
 
     tolerance = TOLERANCE[quantized]
-    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     with warnings.catch_warnings():  # TF 2.20 points at LiteRT, whose wheel lacks Select TF ops
         warnings.simplefilter("ignore", UserWarning)
         interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
