@@ -147,22 +147,21 @@ def trained_run(records, tmp_path_factory) -> TrainedRun:
 
 
 def fresh_copy(model_dir: Path, into: Path) -> Path:
-    """A copy of a shared run for a test that changes it (resumes, evaluates again, ...):
-    the copy's state file and eval/metrics.json name its own checkpoints, not the original's
-    (both hold absolute paths)."""
+    """A copy of a shared run for a test that changes it (resumes, evaluates again, ...);
+    the copy's eval/metrics.json names its own best/ checkpoint (it holds absolute paths; the
+    checkpoint state files hold relative ones)."""
     copy = Path(into) / "model"
     shutil.copytree(model_dir, copy)
-    for name in ("checkpoint", "eval/metrics.json"):
-        if (copy / name).exists():
-            (copy / name).write_text((copy / name).read_text().replace(str(model_dir),
-                                                                       str(copy)))
+    metrics = copy / "eval" / "metrics.json"
+    if metrics.exists():
+        metrics.write_text(metrics.read_text().replace(str(model_dir), str(copy)))
     return copy
 
 
 # A run long enough to learn: the demo preset at 128x128, batch 16, 160 steps on `records`,
-# evaluated once at the end: AP50 0.65-0.82 on the 12 validation images (test_drills has the
-# measurements). `--steps` is not used for the length: it would stretch the preset's 300-step
-# schedule, with which these numbers were measured.
+# evaluated once at the end: AP50 0.65-0.80 on the 12 validation images (test_drills has the
+# measurements). `--steps` sets the length; it would also stretch the preset's 300-step
+# schedule, so the two schedule keys given with --set keep it as it was when measured.
 LEARNED_STEPS = 160
 LEARN = ["--config", "demo", "--steps", str(LEARNED_STEPS), "-q",
          "--set", "task.model.input_size=[128,128,3]",
@@ -174,12 +173,14 @@ LEARN = ["--config", "demo", "--steps", str(LEARNED_STEPS), "-q",
          "--set", "trainer.optimizer_config.learning_rate.cosine.decay_steps=300",
          "--set", "trainer.optimizer_config.warmup.linear.warmup_steps=30",
          "--eval-every", str(LEARNED_STEPS)]  # one evaluation, at the end, by the same command
+
+
 @pytest.fixture(scope="session")
 def learned_run(records, tmp_path_factory) -> Path:
     """`odapi train --data RECORDS LEARN...` run once, uninterrupted, in its own process: the
     SIGKILL drill's reference and the model export and predict are checked with. Read it; to
-    change it, take a `fresh_copy`. The files that take it are in ONE_WORKER, so one worker
-    trains it for all of them."""
+    change it, take a `fresh_copy`. The files that take it are in ONE_WORKER, so that under
+    `make test` (--dist loadfile) one worker trains it for all of them."""
     model_dir = tmp_path_factory.mktemp("learned") / "model"
     result = subprocess.run([sys.executable, "-m", "odapi", "train", "--data", str(records),
                              "--model-dir", str(model_dir), *LEARN],

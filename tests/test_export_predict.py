@@ -128,7 +128,8 @@ def test_predict_writes_pictures_json_and_csv_and_survives_a_bad_image(exported,
     assert "broken.jpg" in err and "cannot read it as an image" in err
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == \
         ["im0.jpg", "im1.jpg"]
-    # a model trained 6 steps finds nothing in flat colours; the demo test checks the contents
+    # a model trained 6 steps finds nothing in flat colours; the contents are checked
+    # with a run that learned (test_a_model_that_learned_finds_fresh_shapes_...)
     assert isinstance(json.loads((tmp_path / "out" / "detections.json").read_text()), list)
     header = (tmp_path / "out" / "detections.csv").read_text().splitlines()[0]
     assert header == "filename,width,height,class,score,xmin,ymin,xmax,ymax"
@@ -214,8 +215,8 @@ def test_export_errors_say_what_to_do(run, tmp_path):
 def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(learned_run,
                                                                               tmp_path):
     """A run that learned (conftest's `learned_run`), exported, run on freshly generated
-    images: it finds most shapes, and the AP that predict --ground-truth reports is within
-    0.02 of `odapi eval` on the same images."""
+    images: it finds shapes (AP50 >= 0.4, the drill's floor; 0.70 measured), and the AP that
+    predict --ground-truth reports is within 0.02 of `odapi eval` on the same images."""
     assert run_odapi("export", "--model-dir", learned_run, "--out", tmp_path / "export").code == 0
     assert run_odapi("demo-data", tmp_path / "fresh", "--count", "30", "--seed", "12345",
                      "--formats", "voc").code == 0
@@ -236,7 +237,7 @@ def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(le
     evaluated_file = out.split("results in ")[1].split(")")[0]
     evaluated = json.loads(Path(evaluated_file).read_text())["evaluations"][-1]["metrics"]
 
-    assert predicted["AP50"] >= 0.4, predicted  # it finds the shapes (0.65-0.82 on its own)
+    assert predicted["AP50"] >= 0.4, predicted  # it finds shapes
     results = json.loads((tmp_path / "predictions" / "detections.json").read_text())
     assert {r["file_name"] for r in results} == \
         {str(p) for p in (tmp_path / "fresh" / "images").glob("*.jpg")}

@@ -192,7 +192,8 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_p
 
     server.close()  # the same command again: it resumes, and needs no checkpoint to start from
     with odapi_running("train", "--data", records, "--model-dir", model_dir,
-                       "--steps", "4", *TINY) as process:  # (finished: nothing to train)
+                       "--steps", "4", *TINY) as process:  # finished: built and restored,
+        # no step trained (resumed training is test_train's; this is about the download)
         out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err
     assert f"resuming {model_dir} from step 4" in err and "downloading" not in err
