@@ -200,7 +200,7 @@ def test_eval_follow_beside_training_that_keeps_one_checkpoint(records, tmp_path
 
 KILL_STEPS = LEARNED_STEPS  # the drill trains learned_run's command
 AP50_FLOOR = 0.4  # both runs must have learned, or the comparison could not fail
-AP50_TOLERANCE = 0.25
+AP50_TOLERANCE = 0.3  # how far below the uninterrupted run's AP50 the killed run may end
 KINDS = ("start-up", "mid-step", "checkpoint save")
 GLOBAL_STEP = "global_step/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -381,8 +381,8 @@ def test_training_killed_at_five_random_moments_still_finishes_and_learns(record
                                                                          learned_run,
                                                                          tmp_path):
     """Training killed with SIGKILL at five random moments, restarted each time by the same
-    command: reaches the final step, every checkpoint loads, and the final AP is within noise
-    of an uninterrupted run with the same seed.
+    command: reaches the final step, every checkpoint loads, and the final AP is no lower than
+    an uninterrupted run's with the same seed, beyond noise.
 
     The moments come from a seeded generator (ODAPI_DRILL_SEED replays a failure's plan; the
     seed and the moments are in every assertion message): during start-up, mid-step between
@@ -394,14 +394,16 @@ def test_training_killed_at_five_random_moments_still_finishes_and_learns(record
     of the training data. Model Garden seeds neither the weight initialisation nor the
     augmentations, and a restart starts the data pipeline afresh, so the runs cannot be
     bit-identical: they agree within noise. 160 steps of the demo preset at 128x128, batch 16,
-    reached AP50 0.65-0.82 on the 12 validation images: uninterrupted 0.68, 0.65, 0.79, 0.80;
-    killed five times 0.70, 0.82, 0.71 (each within 0.09 of its reference). That is a run-to-run
-    standard deviation of about 0.07, 0.1 for the difference of two runs: AP50_TOLERANCE, 0.25,
-    is 2.5 of those, so the drill does not flake on noise. What it catches: a resume that lost
-    what was learnt (weights not restored, or training restarted from scratch) ends near 0,
-    since the final session trains at most the last 60 steps and a model trained from scratch
-    for 60 steps has an AP50 near 0; AP50_FLOOR, 0.4, makes sure both runs learnt (runs 40 steps
-    shorter are near 0.4). Subtler losses (optimizer state only) are within noise here."""
+    reached AP50 0.61-0.88 on the 12 validation images: uninterrupted 0.68, 0.65, 0.79, 0.80,
+    0.81, 0.61; killed five times 0.70, 0.82, 0.71, 0.88. That is a run-to-run standard
+    deviation of about 0.09, 0.12 for the difference of two runs. A killed run may end higher (a
+    restart starts the data order afresh, so early batches are seen again); it may not end lower
+    by more than AP50_TOLERANCE, 0.3, 2.5 of those, so the drill does not flake on noise. What
+    it catches: a resume that lost what was learnt (weights not restored, or training restarted
+    from scratch) ends near 0, since the final session trains at most the last 60 steps and a
+    model trained from scratch for 60 steps has an AP50 near 0; AP50_FLOOR, 0.4, catches that by
+    itself and makes sure both runs learnt (runs 40 steps shorter are near 0.4). Subtler losses
+    (optimizer state only) are within noise here."""
     seed = int(os.environ.get("ODAPI_DRILL_SEED") or random.SystemRandom().randrange(10**6))
     plan = kill_plan(seed)
     context = f"drill seed {seed} (ODAPI_DRILL_SEED={seed} replays it); moments: " + \
@@ -446,4 +448,4 @@ def test_training_killed_at_five_random_moments_still_finishes_and_learns(record
     numbers = f"AP50 {killed_ap50:.3f} killed 5 times, {reference_ap50:.3f} uninterrupted"
     print(numbers)
     assert min(killed_ap50, reference_ap50) >= AP50_FLOOR, f"{context}\n{numbers}"
-    assert abs(killed_ap50 - reference_ap50) <= AP50_TOLERANCE, f"{context}\n{numbers}"
+    assert killed_ap50 >= reference_ap50 - AP50_TOLERANCE, f"{context}\n{numbers}"
