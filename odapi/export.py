@@ -218,17 +218,18 @@ def _write_models(staging: Path, params, checkpoint: str, result: ExportResult, 
             save_options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     if not tflite:
         return
-    from odapi.tflite import check_against_saved_model, convert_to_tflite, serving_function
+    from odapi.tflite import check_against_saved_model, convert_to_tflite, save_for_conversion
 
     variants = [(TFLITE, False)] + ([(TFLITE_QUANTIZED, True)] if quantize else [])
     fixed = _serving_module(params, "image_tensor", batch_size=1)
     tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
-    function = serving_function(fixed, params)
+    with _signatures_only():
+        fixed_size = save_for_conversion(fixed, params, staging.parent / "tflite_source")
     reference = tf.saved_model.load(str(staging / SAVED_MODEL)).signatures["serving_default"]
     for name, quantized in variants:
         log(f"converting to TFLite{' (dynamic-range quantized)' if quantized else ''}")
         path = staging / name
-        path.write_bytes(convert_to_tflite(function, fixed, quantized))
+        path.write_bytes(convert_to_tflite(fixed_size, quantized))
         check = check_against_saved_model(path, reference, params, model_dir, quantized,
                                           result.input_type)
         result.tflite.append(result.out / name)
