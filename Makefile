@@ -20,8 +20,8 @@ protos: $(VENV)/.installed  ## compile odapi/protos/*.proto with protoc (grpcio-
 lint: $(VENV)/.installed
 	$(BIN)/ruff check odapi tests bench
 
-# Two workers (pytest-xdist), a test file each at a time so module fixtures are built once
-# (files sharing a costly session fixture together: ONE_WORKER in tests/conftest.py);
+# Two workers (pytest-xdist), a test file each at a time so module fixtures are built once,
+# the longest files first (tests/conftest.py; its shared runs are trained once for both);
 # most of a test's time is single-threaded Python (TensorFlow tracing), so two share 2 cores.
 PYTEST_WORKERS ?= 2
 PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile

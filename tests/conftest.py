@@ -4,6 +4,7 @@ records to train on, a published-style checkpoint and a loopback HTTP server tha
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import http.server
 import io
@@ -14,7 +15,7 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,14 +120,33 @@ TINY = ["--set", "task.model.input_size=[128,128,3]",
         "--set", "trainer.summary_interval=3"]
 
 
+def once_per_session(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder `build` fills, built once per test session however many pytest-xdist workers
+    ask for it (xdist's recipe for session fixtures): the first to ask builds it under a file
+    lock, the others wait for it and read it. A build that failed is tried again by the next."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder every worker's temporary folder sits in
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def records(tmp_path_factory) -> Path:
     """Records to train on: 48 synthetic images, 36 train and 12 val."""
-    root = tmp_path_factory.mktemp("training-records")
-    write_demo_dataset(root / "data", count=48, seed=0, formats=("voc",))
-    assert run_odapi("convert", root / "data" / "voc", "--out", root / "records",
-                     "--split", "train=0.75,val=0.25", "-q").code == 0
-    return root / "records"
+    def build(root: Path) -> None:
+        write_demo_dataset(root / "data", count=48, seed=0, formats=("voc",))
+        assert run_odapi("convert", root / "data" / "voc", "--out", root / "records",
+                         "--split", "train=0.75,val=0.25", "-q").code == 0
+
+    return once_per_session(tmp_path_factory, "training-records", build) / "records"
 
 
 @dataclass
@@ -139,11 +159,14 @@ class TrainedRun:
 def trained_run(records, tmp_path_factory) -> TrainedRun:
     """The suite's one short run: the demo preset (TINY) for 6 steps on `records`, evaluated
     at steps 3 and 6 (so `best` had a choice). Read it; to change it, take a `fresh_copy`."""
-    model_dir = tmp_path_factory.mktemp("trained") / "model"
-    result = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
-                       model_dir, "--steps", "6", "--eval-every", "3", *TINY)
-    assert result.code == 0, result.text
-    return TrainedRun(model_dir, result.text)
+    def build(root: Path) -> None:
+        result = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                           root / "model", "--steps", "6", "--eval-every", "3", *TINY)
+        assert result.code == 0, result.text
+        (root / "output.txt").write_text(result.text)
+
+    root = once_per_session(tmp_path_factory, "trained", build)
+    return TrainedRun(root / "model", (root / "output.txt").read_text())
 
 
 def fresh_copy(model_dir: Path, into: Path) -> Path:
@@ -179,48 +202,74 @@ LEARN = ["--config", "demo", "--steps", str(LEARNED_STEPS), "-q",
 def learned_run(records, tmp_path_factory) -> Path:
     """`odapi train --data RECORDS LEARN...` run once, uninterrupted, in its own process: the
     SIGKILL drill's reference and the model export and predict are checked with. Read it; to
-    change it, take a `fresh_copy`. The files that take it are in ONE_WORKER, so that under
-    `make test` (--dist loadfile) one worker trains it for all of them."""
-    model_dir = tmp_path_factory.mktemp("learned") / "model"
-    result = subprocess.run([sys.executable, "-m", "odapi", "train", "--data", str(records),
-                             "--model-dir", str(model_dir), *LEARN],
-                            capture_output=True, text=True, timeout=1800, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return model_dir
+    change it, take a `fresh_copy`."""
+    def build(root: Path) -> None:
+        result = subprocess.run([sys.executable, "-m", "odapi", "train", "--data", str(records),
+                                 "--model-dir", str(root / "model"), *LEARN],
+                                capture_output=True, text=True, timeout=1800, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    return once_per_session(tmp_path_factory, "learned", build) / "model"
 
 
-# Test files that share a session fixture too costly to build on each worker: `make test`
-# (pytest-xdist, --dist loadfile) sends them to one worker, as it does a single file.
-ONE_WORKER = {"tests/test_drills.py": "learned_run",
-              "tests/test_export_predict.py": "learned_run"}
+# The shared runs that train a model: every test that takes one is slow (make test-fast
+# leaves it out), wherever it is declared.
+TRAINED = {"trained_run", "learned_run", "published"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if TRAINED & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+# The test files that take longest, longest first (measured with --durations=0): started first,
+# so that no worker is left finishing one alone while the other has nothing to do. The rest
+# follow in collection order. (xdist would start the files with the most tests first: the fuzz
+# cases.)
+LONGEST_FIRST = ["tests/test_drills.py", "tests/test_train.py", "tests/test_docker.py",
+                 "tests/test_export_predict.py", "tests/test_zoo.py",
+                 "tests/test_pipeline_config.py", "tests/test_layouts.py"]
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown without it
 def pytest_xdist_make_scheduler(config, log):
-    """--dist loadfile, with the files of ONE_WORKER as one unit."""
+    """--dist loadfile, LONGEST_FIRST, a file at a time to a worker."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    class LoadFileWithSharedRuns(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = super()._split_scope(nodeid)
-            return ONE_WORKER.get(path, path)
+    class LongestFilesFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node) -> None:
+            rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+            for path in sorted(self.workqueue, key=lambda p: rank.get(p, len(rank))):
+                self.workqueue.move_to_end(path)
+            super()._assign_work_unit(node)
 
-    return LoadFileWithSharedRuns(config, log)
+        def _reschedule(self, node) -> None:
+            # xdist hands a worker its next file while two of its tests are still to run;
+            # behind a 10-minute test, that file would wait while the other worker idles.
+            # One is the least: a worker starts its last test only once it knows the next.
+            if self.workqueue and self._pending_of(self.assigned_work[node]) > 1:
+                return
+            super()._reschedule(node)
+
+    return LongestFilesFirst(config, log)
 
 
 @pytest.fixture(scope="session")
 def published(records, tmp_path_factory) -> bytes:
     """spinenet49mobile.tar.gz as Model Garden lays it out, from 2 steps of retinanet_mobile."""
-    model_dir = tmp_path_factory.mktemp("published") / "model"
-    assert run_odapi("train", "--config", "retinanet_mobile", "--data", records,
-                     "--model-dir", model_dir, "--steps", "2", "-q", *TINY).code == 0
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for path in sorted(model_dir.glob("ckpt-2.*")):
-            archive.add(path, arcname=path.name)
-    return buffer.getvalue()
+    def build(root: Path) -> None:
+        model_dir = root / "model"
+        assert run_odapi("train", "--config", "retinanet_mobile", "--data", records,
+                         "--model-dir", model_dir, "--steps", "2", "-q", *TINY).code == 0
+        with tarfile.open(root / "spinenet49mobile.tar.gz", mode="w:gz") as archive:
+            for path in sorted(model_dir.glob("ckpt-2.*")):
+                archive.add(path, arcname=path.name)
+
+    return (once_per_session(tmp_path_factory, "published", build)
+            / "spinenet49mobile.tar.gz").read_bytes()
 
 
 class Server:

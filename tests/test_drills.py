@@ -1,11 +1,11 @@
 """Reliability drills: what happens when the machine, not the user, gets in the way.
 
 - conversion onto a full disk (a small filesystem made for the test);
-- `odapi eval --follow` while checkpoint retention deletes what it is about to evaluate;
+- `odapi eval --follow` while checkpoint retention deletes what it is about to evaluate, and
+  while the training it follows is killed and restarted;
 - training killed with SIGKILL at random moments and restarted by the same command.
 
-The conversion killed mid-run is tests/test_interrupted.py; eval --follow across a training
-restart is tests/test_train.py::test_kill_9_then_resume_while_eval_follows.
+The conversion killed mid-run is tests/test_interrupted.py.
 """
 
 from __future__ import annotations
@@ -169,30 +169,48 @@ def test_eval_follow_survives_retention_deleting_a_checkpoint(odapi, three_check
 
 
 @pytest.mark.slow
-def test_eval_follow_beside_training_that_keeps_one_checkpoint(records, tmp_path):
+def test_eval_follow_beside_training_that_keeps_one_checkpoint_killed_and_restarted(records,
+                                                                                   tmp_path):
     """The real race: training saves every step and keeps only the newest checkpoint
-    (trainer.max_to_keep=1) while `odapi eval --follow` evaluates what it finds. The
-    evaluator falls behind and its checkpoints vanish under it; it must carry on, exit 0
-    after the final step, and record no step twice."""
+    (trainer.max_to_keep=1) while `odapi eval --follow` evaluates what it finds; midway the
+    trainer is SIGKILLed and the same command run again. The evaluator falls behind, its
+    checkpoints vanish under it and the trainer it follows is replaced: it must carry on, exit
+    0 after the final step and record no step twice; the restart resumes from the checkpoint
+    the killed trainer left."""
     import tensorflow as tf
 
+    from odapi.model_dir.checkpoints import checkpoint_step, list_checkpoints
+
     model_dir = tmp_path / "model"
+    train = ["train", "--config", "demo", "--data", records, "--model-dir", model_dir,
+             "--steps", "12", "-q", *TINY, "--set", "trainer.steps_per_loop=1",
+             "--set", "trainer.checkpoint_interval=1", "--set", "trainer.max_to_keep=1"]
     with odapi_running("eval", "--model-dir", model_dir, "--follow", "--poll", "0.2") \
-            as follower, \
-            odapi_running("train", "--config", "demo", "--data", records, "--model-dir",
-                          model_dir, "--steps", "12", "-q", *TINY,
-                          "--set", "trainer.steps_per_loop=1",
-                          "--set", "trainer.checkpoint_interval=1",
-                          "--set", "trainer.max_to_keep=1") as trainer:
-        out, err = trainer.communicate(timeout=900)
-        assert trainer.returncode == 0, err
+            as follower:
+        with odapi_running(*train) as trainer:
+            deadline = time.monotonic() + 600
+            while not list_checkpoints(model_dir) or \
+                    checkpoint_step(list_checkpoints(model_dir)[-1]) < 4:
+                assert trainer.poll() is None, trainer.communicate()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        # (leaving the block SIGKILLs the trainer)
+        killed_at = checkpoint_step(list_checkpoints(model_dir)[-1])
+        assert follower.poll() is None  # eval outlives the trainer it followed
+        with odapi_running(*train) as restarted:
+            out, err = restarted.communicate(timeout=900)
+        assert restarted.returncode == 0, err
+        assert f"from step {killed_at}" in err, err
         out, err = follower.communicate(timeout=600)
         assert follower.returncode == 0, out + err
     assert "Traceback" not in err and "error:" not in err
     steps = evaluated_steps(model_dir)
     assert steps[-1] == 12 and len(steps) == len(set(steps)), steps
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["sessions"][-1]["start_step"] == killed_at
+    assert manifest["sessions"][-1]["end_step"] == 12
     best = tf.train.latest_checkpoint(str(model_dir / "best"))
-    tf.train.load_checkpoint(best).get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE")
+    tf.train.load_checkpoint(best).get_tensor(GLOBAL_STEP)
     assert not list((model_dir / "eval").glob(".pinned-*"))
 
 

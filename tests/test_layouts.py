@@ -217,6 +217,7 @@ def test_missing_images_say_where_they_were_looked_for(odapi, source, tmp_path):
     assert not (tmp_path / "out" / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_train_takes_the_conversion_options_and_evaluates_on_test(odapi, source, tmp_path):
     """`train --data REPO --format tf-csv`: converted with the option, evaluated on the test
     split (there is no val), said once; the same command reuses the records, another format

@@ -61,6 +61,7 @@ def yaml_part(output: str) -> dict:
     return yaml.safe_load(output.split("fully resolved):\n", 1)[1])
 
 
+@pytest.mark.slow
 def test_the_tutorial_config_trains_evaluates_and_samples_validation(odapi, records, tmp_path):
     model_dir = tmp_path / "model"
     result = odapi("train", "--config", TUTORIAL, "--data", records, "--model-dir", model_dir,

@@ -263,43 +263,6 @@ def test_pre_flight_errors_come_before_training(records, tmp_path, case, expecte
         else True
 
 
-@pytest.mark.slow
-def test_kill_9_then_resume_while_eval_follows(records, tmp_path):
-    """eval --follow starts first; training is killed mid-run and restarted; eval exits 0
-    after the final checkpoint, every checkpoint loads, no step is evaluated twice."""
-    model_dir = tmp_path / "model"
-    train_args = ["train", "--config", "demo", "--data", records, "--model-dir", model_dir,
-                  "--steps", "9", "-q", *TINY]
-    with odapi_running("eval", "--model-dir", model_dir, "--follow", "--poll", "1") \
-            as follower:
-        with odapi_running(*train_args) as trainer:
-            deadline = time.monotonic() + 600
-            while not list_checkpoints(model_dir):
-                assert trainer.poll() is None, trainer.communicate()
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-        # (leaving the block SIGKILLs the trainer)
-        killed_at = [Path(p).name for p in list_checkpoints(model_dir)]
-        for prefix in list_checkpoints(model_dir):  # every listed checkpoint loads
-            tf.train.load_checkpoint(prefix).get_tensor(
-                "global_step/.ATTRIBUTES/VARIABLE_VALUE")
-        assert follower.poll() is None  # eval survives the training restart
-
-        with odapi_running(*train_args) as restarted:
-            out, err = restarted.communicate(timeout=900)
-        assert restarted.returncode == 0, err
-        assert f"from step {int(killed_at[-1].split('-')[1])}" in err
-        out, err = follower.communicate(timeout=600)
-        assert follower.returncode == 0, err
-
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert manifest["sessions"][-1]["end_step"] == 9
-    assert manifest["sessions"][-1]["start_step"] == int(killed_at[-1].split("-")[1])
-    steps = [e["step"] for e in json.loads(
-        (model_dir / "eval" / "metrics.json").read_text())["evaluations"]]
-    assert steps[-1] == 9 and len(steps) == len(set(steps))
-
-
 def test_tensorboard_serves_the_runs_scalars(trained_run):
     import socket
     import urllib.request
