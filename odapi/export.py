@@ -29,6 +29,7 @@ from odapi.model_dir.checkpoints import (
 )
 from odapi.model_dir.manifest import load_run, now
 from odapi.model_dir.metrics import MetricsStore
+from odapi.saving import signatures_only
 
 INPUT_TYPES = ("image_tensor", "image_bytes", "tf_example")
 SAVED_MODEL, TFLITE, TFLITE_QUANTIZED = "saved_model", "model.tflite", "model_quantized.tflite"
@@ -190,19 +191,6 @@ def export_model(model_dir: Path, out: Path, checkpoint: str = "best",
     return result
 
 
-@contextlib.contextmanager
-def _signatures_only():
-    """Save the serving signature, not a traced copy of every Keras layer's `call` (what
-    tf_keras adds to a SavedModel for reloading it as a Keras model): nothing loads the
-    export that way, and tracing each layer took much of the export's time. Together with
-    `experimental_custom_gradients=False` in the caller (an inference model needs no
-    gradients), an export of the demo run took 72 s instead of 161 s here."""
-    from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
-
-    with keras_option_scope(save_traces=False):
-        yield
-
-
 def _write_models(staging: Path, params, checkpoint: str, result: ExportResult, tflite: bool,
                   quantize: bool, model_dir: Path, log: Callable[[str], None]) -> None:
     """The SavedModel, and the TFLite models each checked against it, into `staging`."""
@@ -210,7 +198,7 @@ def _write_models(staging: Path, params, checkpoint: str, result: ExportResult, 
     from official.core import export_base
 
     module = _serving_module(params, result.input_type, batch_size=None)
-    with _signatures_only():
+    with signatures_only():
         export_base.export(
             module, function_keys=[result.input_type],
             export_savedmodel_dir=str(staging / SAVED_MODEL), checkpoint_path=checkpoint,
@@ -223,8 +211,7 @@ def _write_models(staging: Path, params, checkpoint: str, result: ExportResult, 
     variants = [(TFLITE, False)] + ([(TFLITE_QUANTIZED, True)] if quantize else [])
     fixed = _serving_module(params, "image_tensor", batch_size=1)
     tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
-    with _signatures_only():
-        fixed_size = save_for_conversion(fixed, params, staging.parent / "tflite_source")
+    fixed_size = save_for_conversion(fixed, params, staging.parent / "tflite_source")
     reference = tf.saved_model.load(str(staging / SAVED_MODEL)).signatures["serving_default"]
     for name, quantized in variants:
         log(f"converting to TFLite{' (dynamic-range quantized)' if quantized else ''}")

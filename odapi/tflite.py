@@ -13,6 +13,7 @@ from odapi.data.boxes import iou
 from odapi.data.examples import from_tf_example
 from odapi.data.records import read_records, record_files
 from odapi.errors import OdapiError
+from odapi.saving import signatures_only
 
 CHECK_IMAGES = 4
 SCORE_FLOOR = 0.3  # detections compared: those either model scores at least this high
@@ -24,14 +25,16 @@ def save_for_conversion(module, params, into: Path) -> Path:
     `into` once for every TFLite variant. (The converter given the concrete function saves the
     whole module itself, a traced copy of every Keras layer included, and loads it back, for
     each variant: 125 s a variant against 40 s from this folder, measured on the demo preset.)
-    Call it inside export's signatures-only scope."""
+    Signatures only, as export saves its SavedModel."""
     import tensorflow as tf
 
     height, width = params.task.model.input_size[:2]
     serve = tf.function(module.serve, input_signature=[
         tf.TensorSpec([1, height, width, 3], tf.uint8, name="inputs")])
-    tf.saved_model.save(module, str(into), signatures={"serving_default": serve},
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    with signatures_only():
+        tf.saved_model.save(module, str(into), signatures={"serving_default": serve},
+                            options=tf.saved_model.SaveOptions(
+                                experimental_custom_gradients=False))
     return into
 
 

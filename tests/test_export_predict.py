@@ -211,7 +211,6 @@ def test_export_errors_say_what_to_do(run, tmp_path):
     assert code == 1 and "manifest.json is missing" in err
 
 
-@pytest.mark.slow
 def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(learned_run,
                                                                               tmp_path):
     """A run that learned (conftest's `learned_run`), exported, run on freshly generated
