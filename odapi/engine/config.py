@@ -298,10 +298,11 @@ def _device_policy(params, explicit: set[str]) -> None:
         else:
             runtime["distribution_strategy"] = "mirrored" if gpus > 1 else "one_device"
     if "runtime.mixed_precision_dtype" not in explicit:
-        runtime["mixed_precision_dtype"] = "mixed_float16" if gpus else "float32"
+        # Model Garden's spelling: "float16" sets Keras' mixed_float16 policy and wraps the
+        # optimizer for loss scaling ("mixed_float16" is refused as an unexpected dtype)
+        runtime["mixed_precision_dtype"] = "float16" if gpus else "float32"
     precision = runtime.get("mixed_precision_dtype", params.runtime.mixed_precision_dtype)
-    data_dtype = "float16" if precision == "mixed_float16" else \
-        "bfloat16" if precision == "mixed_bfloat16" else "float32"
+    data_dtype = precision if precision in ("float16", "bfloat16") else "float32"
     task: dict = {}
     for split in ("train_data", "validation_data"):
         if f"task.{split}.dtype" not in explicit:

@@ -178,7 +178,7 @@ def evaluator_for_run(model_dir: Path, val_data: str | None = None) -> Evaluator
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    dtype = "float16" if gpus and params.runtime.mixed_precision_dtype == "mixed_float16" \
+    dtype = "float16" if gpus and params.runtime.mixed_precision_dtype == "float16" \
         else "float32"
     params.override({"task": {"validation_data": {"dtype": dtype}}})
     if dtype == "float32":
