@@ -146,7 +146,7 @@ def test_eval_follow_survives_retention_deleting_a_checkpoint(odapi, trained_run
                    "--timeout", "60")
     assert result.code == 0, result.text
     steps = evaluated_steps(model_dir)
-    if moment == "after listing":  # nothing left to evaluate: skipped, and said so
+    if moment == "after listing":  # ckpt-3 gone before its evaluation: skipped, said so
         assert steps == [6] and "was deleted before it could be evaluated" in result.out
     else:  # its files were pinned before the restore: evaluated in full all the same
         assert steps == [3, 6]
@@ -235,11 +235,12 @@ class Moment:
 def kill_plan(seed: int) -> list[Moment]:
     """Five moments: at least one of each kind, in a seeded random order.
 
-    Start-up takes about 35 s on the 2-core CI machine (imports, model, tracing), so a kill
-    1-20 s after launch lands in it. Checkpoints are saved every 10 steps (about 4 s); the
-    other kills aim at saves of increasing steps at least 20 apart, the last at step 110 or
-    120, so every kill lands while training still has work to do, and the final session
-    trains at most the last 60 of the 160 steps."""
+    Start-up takes about 45 s on the 2-core CI machine (imports, model, tracing: measured to
+    the end of the training loop's trace), so a kill 1-20 s after launch lands in it.
+    Checkpoints are saved every 10 steps (about 15 s here); the other kills aim at saves of
+    increasing steps at least 20 apart, the last at step 110 or 120, so every kill lands while
+    training still has work to do, and the final session trains at most the last 60 of the
+    160 steps."""
     rng = random.Random(seed)
     kinds = [*KINDS, *rng.choices(KINDS, k=2)]
     rng.shuffle(kinds)

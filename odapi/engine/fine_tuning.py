@@ -118,7 +118,7 @@ def restore_for_fine_tuning(model, checkpoint: str | Path, num_classes: int) -> 
         status = restore.read(prefix)
         status.expect_partial()
         for part in parts:
-            if part in ("backbone", "decoder"):  # built at construction: must match now
+            if part in ("backbone", "decoder"):  # always built by now (the head maybe not)
                 tf.train.Checkpoint(**{part: model.checkpoint_items[part]}).read(prefix) \
                     .expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
