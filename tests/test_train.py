@@ -170,8 +170,8 @@ def test_fine_tune_restore_copies_the_backbone_weights_exactly(trained_run, reco
 @pytest.mark.parametrize("precision", ["float32", "float16"])  # CPU's, and GPUs' default
 def test_the_training_step_is_traced_once(records, tmp_path, precision):
     """Model Garden builds RetinaNet's head and the optimizer's slots in the first step, and a
-    tf.function whose first call creates variables is traced twice (22 s of a 6-step run's 85
-    here). odapi's trainer has every variable before the first step, loss-scaled or not."""
+    tf.function whose first call creates variables is traced twice. odapi's trainer has every
+    variable before the first step, loss-scaled or not."""
     import tf_keras
 
     from odapi.engine.config import resolve

@@ -82,7 +82,8 @@ def build_trainer(params, model_dir: Path):
 def create_variables(model, optimizer, input_size: list[int]) -> None:
     """Every variable of the model and the optimizer, before the first step. Model Garden
     builds RetinaNet's head and the optimizer's slots in the first step, and a tf.function
-    whose first call creates variables is traced twice: 22 s of a 6-step demo run's 85 here."""
+    whose first call creates variables is traced twice (how much that costs depends on the
+    config: bench/train_overhead.py measures start-up)."""
     import tensorflow as tf
 
     if not model.built:  # Faster R-CNN's task builds its model; RetinaNet's does not
