@@ -13,5 +13,8 @@ class OdapiError(Exception):
         self.where = where
         self.exit_code = exit_code
 
+    def __reduce__(self):  # whole across processes (measure's worker raises it too)
+        return type(self), (self.message, self.where, self.exit_code)
+
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message

@@ -1,11 +1,13 @@
-"""`odapi export`: a trained run becomes a SavedModel (and optionally TFLite) people can use.
+"""`odapi export`: a trained run becomes models people can deploy, each measured.
 
-The serving signature returns what TF Object Detection API users' inference code reads:
-`detection_boxes` ([ymin, xmin, ymax, xmax], normalized to the original image),
+The SavedModel's serving signature returns what TF Object Detection API users' inference code
+reads: `detection_boxes` ([ymin, xmin, ymax, xmax], normalized to the original image),
 `detection_scores`, `detection_classes` (label-map ids, float32 as in the OD API) and
-`num_detections` (float32). Any image size goes in. Next to the model: the label map, the
-export's manifest and a README of the signature. The export is written under a staging name and
-renamed when complete; the checkpoint is pinned while it is read, so an evaluation that
+`num_detections` (float32). Any image size goes in. ONNX (`onnx_model`) and TFLite (`tflite`)
+models are converted beside it, and every model is measured on the run's validation images
+(`measure`) before the export is declared done. Next to the models: the label map, the
+export's manifest and a README (`export_readme`). The export is written under a staging name
+and renamed when complete; the checkpoint is pinned while it is read, so an evaluation that
 replaces best/ meanwhile changes neither the weights exported nor what the manifest says.
 """
 
@@ -20,7 +22,10 @@ from pathlib import Path
 
 from odapi.atomic import PrivateFolder
 from odapi.data.boxes import in_original_image
+from odapi.detectors import SAVED_MODEL
 from odapi.errors import OdapiError
+from odapi.export_readme import readme
+from odapi.measure import Measurement
 from odapi.model_dir.checkpoints import (
     checkpoint_step,
     latest_checkpoint,
@@ -29,10 +34,10 @@ from odapi.model_dir.checkpoints import (
 )
 from odapi.model_dir.manifest import load_run, now
 from odapi.model_dir.metrics import MetricsStore
+from odapi.onnx_model import ONNX, convert_to_onnx
 from odapi.saving import signatures_only
 
 INPUT_TYPES = ("image_tensor", "image_bytes", "tf_example")
-SAVED_MODEL, TFLITE, TFLITE_QUANTIZED = "saved_model", "model.tflite", "model_quantized.tflite"
 
 
 @dataclass
@@ -41,8 +46,9 @@ class ExportResult:
     checkpoint: str
     step: int | None
     input_type: str
-    tflite: list[Path] = field(default_factory=list)
-    tflite_checks: dict[str, dict] = field(default_factory=dict)
+    models: list[Measurement] = field(default_factory=list)  # the SavedModel's first
+    measured_on: str = ""  # "12 validation images"
+    tflite_input_size: list[int] | None = None  # [height, width] of the TFLite models' input
 
 
 def choose_checkpoint(model_dir: Path, which: str) -> tuple[str, dict | None]:
@@ -98,126 +104,191 @@ def _serving_module(params, input_type: str, batch_size: int | None):
                                 input_type=input_type)
 
 
-def _readme(input_type: str, label_map, params, result_step, tflite: list[Path]) -> str:
-    inputs = {
-        "image_tensor": "`inputs`: uint8 tensor [batch, height, width, 3], any size (RGB)",
-        "image_bytes": "`inputs`: string tensor [batch] of encoded JPEG or PNG images",
-        "tf_example": "`inputs`: string tensor [batch] of serialized tf.train.Example "
-                      "(image/encoded)",
-    }[input_type]
-    classes = "\n".join(f"| {i} | {n} |" for i, n in sorted(label_map.names_by_id.items()))
-    size = params.task.model.input_size[:2]
-    lite = "".join(f"\n- `{p.name}`" for p in tflite)
-    tflite_text = (f"""
-## TFLite
-{lite}
+@dataclass
+class ExportOptions:
+    checkpoint: str = "best"  # best, latest or a checkpoint path
+    input_type: str = "image_tensor"  # what the SavedModel takes
+    tflite: bool = False  # the float TFLite model
+    quantize: tuple[str, ...] = ()  # dynamic, fp16, int8: quantized TFLite models besides
+    int8_io: str = "uint8"  # the int8 model's input type (outputs stay float32)
+    calibration_images: int = 100  # training images int8 calibrates its ranges on
+    check_images: int | None = None  # validation images every model is measured on; None: all
+    onnx: bool = False  # model.onnx, from the SavedModel
 
-Input: uint8 [1, {size[0]}, {size[1]}, 3], an RGB image resized to the model's input size.
-Outputs: the same four tensors. The models use TensorFlow ops beyond TFLite's built-ins (Select
-TF ops): the `tensorflow` Python package runs them as they are; on Android or iOS add the
-Select TF ops runtime.
-""" if tflite else "")
-    return f"""# odapi export
+    def validate(self) -> None:
+        from odapi.tflite import INT8_IO, QUANTIZATIONS
 
-A detector exported by odapi from step {result_step}. Load it without odapi:
-
-```python
-import tensorflow as tf
-detect = tf.saved_model.load("saved_model").signatures["serving_default"]
-out = detect(inputs=tf.constant(image[None], tf.uint8))  # image: uint8 [height, width, 3]
-```
-
-## Signature `serving_default`
-
-{inputs}
-
-| output | shape, dtype | meaning |
-|---|---|---|
-| `detection_boxes` | [batch, N, 4] float32 | [ymin, xmin, ymax, xmax] in [0, 1] of the image |
-| `detection_scores` | [batch, N] float32 | confidence, highest first |
-| `detection_classes` | [batch, N] float32 | label-map ids (see below) |
-| `num_detections` | [batch] float32 | how many of the N rows are detections |
-
-Boxes are relative to the image you pass in, whatever its size: the model resizes it to
-{size[0]}x{size[1]} internally, keeping its aspect ratio, and maps its boxes back.
-{tflite_text}
-## Classes (`label_map.pbtxt`)
-
-| id | name |
-|---:|---|
-{classes}
-"""
+        if self.input_type not in INPUT_TYPES:
+            raise OdapiError(f"unknown input type {self.input_type!r}; choose "
+                             f"{', '.join(INPUT_TYPES)}")
+        if self.onnx and self.input_type != "image_tensor":
+            raise OdapiError("the ONNX model takes image tensors (tf2onnx has no image "
+                             "decoding): export it with --input-type image_tensor")
+        unknown = [q for q in self.quantize if q not in QUANTIZATIONS]
+        if unknown or self.int8_io not in INT8_IO:
+            raise OdapiError(f"unknown quantization {(unknown or [self.int8_io])[0]!r}; choose "
+                             f"{', '.join(QUANTIZATIONS)} (int8 input: {', '.join(INT8_IO)})")
 
 
-def export_model(model_dir: Path, out: Path, checkpoint: str = "best",
-                 input_type: str = "image_tensor", tflite: bool = False, quantize: bool = False,
+def export_model(model_dir: Path, out: Path, options: ExportOptions | None = None,
                  overwrite: bool = False, log: Callable[[str], None] = print) -> ExportResult:
+    """The SavedModel and the ONNX and TFLite models asked for, each measured on the run's
+    validation images, written to `out` only once all are within tolerance of the
+    SavedModel."""
     from official.modeling import performance
 
+    options = options or ExportOptions()
+    options.validate()
     model_dir, out = Path(model_dir), Path(out)
-    if input_type not in INPUT_TYPES:
-        raise OdapiError(f"unknown input type {input_type!r}; choose {', '.join(INPUT_TYPES)}")
-    if quantize and not tflite:
-        raise OdapiError("--quantize applies to the TFLite model: add --tflite")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OdapiError("the export folder exists and is not empty; pass --overwrite to "
                          "replace it, or choose another --out", where=str(out))
     params, label_map, manifest = load_run(model_dir)
+    _check_int8_possible(params, options)
+    checked = _images_to_check(params, options, log)
     performance.set_mixed_precision_policy("float32")  # export float32 weights and math
     params.override({"runtime": {"mixed_precision_dtype": "float32"}})
 
     with contextlib.ExitStack() as stack:  # the workspace goes, whatever happens
         workspace = stack.enter_context(PrivateFolder(out.parent, f".{out.name}.partial-"))
-        pinned, prefix, evaluation = _pin_choice(stack, model_dir, checkpoint, workspace)
-        log(f"exporting {prefix} ({input_type}) to {out}")
-        result = ExportResult(out, prefix, checkpoint_step(prefix), input_type)
+        pinned, prefix, evaluation = _pin_choice(stack, model_dir, options.checkpoint,
+                                                 workspace)
+        log(f"exporting {prefix} ({options.input_type}) to {out}")
+        result = ExportResult(out, prefix, checkpoint_step(prefix), options.input_type)
         staging = workspace / "export"
         staging.mkdir()
-        _write_models(staging, params, pinned, result, tflite, quantize, model_dir, log)
         label_map.write(staging / "label_map.pbtxt")
+        result.tflite_input_size = _write_models(staging, params, pinned, options, log)
+        _measure_models(staging, checked, model_dir, options, label_map, result, log)
         export_manifest = {
             "created": now(), "source_model_dir": str(model_dir.resolve()),
-            "checkpoint": prefix, "step": result.step, "input_type": input_type,
+            "checkpoint": prefix, "step": result.step, "input_type": options.input_type,
             "input_size": list(params.task.model.input_size[:2]),
-            "eval": evaluation, "tflite": result.tflite_checks, "run": manifest,
+            "keep_aspect_ratio": bool(params.task.train_data.parser.keep_aspect_ratio),
+            "tflite_input_size": result.tflite_input_size,
+            "eval": evaluation,
+            "models": [m.as_dict() for m in result.models], "measured_on": result.measured_on,
+            "run": manifest,
         }
         (staging / "manifest.json").write_text(json.dumps(export_manifest, indent=2,
                                                           default=str))
-        (staging / "README.md").write_text(_readme(input_type, label_map, params, result.step,
-                                                   [staging / p.name for p in result.tflite]))
+        (staging / "README.md").write_text(readme(options.input_type, label_map, params,
+                                                  result))
         if out.exists():
             os.replace(out, workspace / "replaced")  # removed with the workspace
         os.replace(staging, out)
     return result
 
 
-def _write_models(staging: Path, params, checkpoint: str, result: ExportResult, tflite: bool,
-                  quantize: bool, model_dir: Path, log: Callable[[str], None]) -> None:
-    """The SavedModel, and the TFLite models each checked against it, into `staging`."""
+def _check_int8_possible(params, options: ExportOptions) -> None:
+    from odapi.tflite import has_detection_postprocess
+
+    if "int8" in options.quantize and not has_detection_postprocess(params):
+        raise OdapiError(f"int8 is built for RetinaNet models (integer ops up to TFLite's "
+                         f"detection post-processing), not {type(params.task.model).__name__} "
+                         "models; use --quantize dynamic or fp16")
+
+
+def _write_models(staging: Path, params, checkpoint: str, options: ExportOptions,
+                  log: Callable[[str], None]) -> list[int] | None:
+    """The SavedModel, and the ONNX and TFLite models asked for, into `staging`; the TFLite
+    models' input size."""
     import tensorflow as tf
     from official.core import export_base
 
-    module = _serving_module(params, result.input_type, batch_size=None)
+    module = _serving_module(params, options.input_type, batch_size=None)
     with signatures_only():
         export_base.export(
-            module, function_keys=[result.input_type],
+            module, function_keys=[options.input_type],
             export_savedmodel_dir=str(staging / SAVED_MODEL), checkpoint_path=checkpoint,
             checkpoint=tf.train.Checkpoint(**module.model.checkpoint_items), timestamped=False,
             save_options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
-    if not tflite:
-        return
-    from odapi.tflite import check_against_saved_model, convert_to_tflite, save_for_conversion
+    if options.onnx:
+        log(f"converting to {ONNX}")
+        convert_to_onnx(staging / SAVED_MODEL, staging / ONNX)
+    if options.tflite or options.quantize:
+        return _write_tflite(staging, params, checkpoint, options, log)
+    return None
 
-    variants = [(TFLITE, False)] + ([(TFLITE_QUANTIZED, True)] if quantize else [])
+
+def _write_tflite(staging: Path, params, checkpoint: str, options: ExportOptions,
+                  log: Callable[[str], None]) -> list[int]:
+    """One source function saved once, converted for every precision asked for."""
+    import tensorflow as tf
+
+    from odapi import tflite
+
     fixed = _serving_module(params, "image_tensor", batch_size=1)
     tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
-    fixed_size = save_for_conversion(fixed, params, staging.parent / "tflite_source")
-    reference = tf.saved_model.load(str(staging / SAVED_MODEL)).signatures["serving_default"]
-    for name, quantized in variants:
-        log(f"converting to TFLite{' (dynamic-range quantized)' if quantized else ''}")
-        path = staging / name
-        path.write_bytes(convert_to_tflite(fixed_size, quantized))
-        check = check_against_saved_model(path, reference, params, model_dir, quantized,
-                                          result.input_type)
-        result.tflite.append(result.out / name)
-        result.tflite_checks[name] = check
+    source = staging.parent / "tflite_source"
+    if tflite.has_detection_postprocess(params):
+        tflite.save_postprocess_source(fixed, params, source)
+    else:
+        tflite.save_fixed_size_source(fixed, source)
+    calibration = tflite.calibration_images(params, tflite.input_size(fixed),
+                                            options.calibration_images) \
+        if "int8" in options.quantize else None
+    for quantize in (None, *dict.fromkeys(options.quantize)):
+        log(f"converting to TFLite ({quantize or 'float32'})")
+        model, flex = tflite.convert_model(source, quantize, calibration, options.int8_io)
+        name = tflite.tflite_name(quantize, flex)
+        if flex:
+            log(f"the converter could not express this model in TFLite's builtin ops: {name} "
+                "keeps TensorFlow ops (Flex)")
+        (staging / name).write_bytes(model)
+    return list(tflite.input_size(fixed))
+
+
+def _images_to_check(params, options: ExportOptions, log: Callable[[str], None]):
+    """The images every model is measured on, with their split; None when the run's records
+    are gone and only the SavedModel is asked for (converted models are not declared done
+    unchecked: then the export stops here, before any work)."""
+    from odapi import measure
+
+    try:
+        return measure.check_images(params, options.check_images)
+    except OdapiError as e:
+        if options.onnx or options.tflite or options.quantize:
+            raise
+        log(f"note: the SavedModel will not be measured: {e}")
+        return None
+
+
+def _measure_models(staging: Path, checked, model_dir: Path, options: ExportOptions,
+                    label_map, result: ExportResult, log: Callable[[str], None]) -> None:
+    """Every model measured on the `checked` images; raises with the table when one falls
+    more than its tolerance below the SavedModel."""
+    from odapi import measure
+    from odapi.detectors import SavedModelDetector
+
+    if checked is None:
+        return
+    others = [(staging / ONNX, "onnxruntime", "float32")] if (staging / ONNX).exists() else []
+    for path in sorted(staging.glob("*.tflite"), key=_model_order):
+        flex = path.name.startswith("model_flex")
+        others.append((path, "TensorFlow Lite + Flex" if flex else "LiteRT", _precision(path)))
+    images, split = checked
+    result.measured_on = f"{len(images)} {split} images"
+    log(f"measuring each model on {result.measured_on}")
+    result.models.append(measure.measure(
+        SavedModelDetector(staging / SAVED_MODEL, options.input_type, label_map),
+        staging / SAVED_MODEL, images, "TensorFlow", "float32", sorted(label_map.names_by_id),
+        reference=True))
+    result.models += measure.measure_files(others, model_dir, options.check_images, log)
+    failed = measure.failures(result.models)
+    if failed:
+        hint = "try more --calibration-images, or leave that model out" if any(
+            "int8" in line.split(":")[0] for line in failed) else "leave that model out"
+        raise OdapiError("an exported model is less accurate than allowed, so the export was "
+                         "not kept:\n  " + "\n  ".join(failed) + "\n" + measure.table(
+                             result.models) + f"\n{hint}")
+
+
+def _precision(path: Path) -> str:
+    stem = path.stem.removeprefix("model").removeprefix("_flex").lstrip("_")
+    return stem or "float32"
+
+
+def _model_order(path: Path) -> tuple:
+    order = ("float32", "fp16", "dynamic", "int8")
+    return path.name.startswith("model_flex"), order.index(_precision(path))

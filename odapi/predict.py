@@ -1,4 +1,5 @@
-"""`odapi predict`: run an exported detector on images, folders and globs.
+"""`odapi predict`: run an exported detector (any of its models: `detectors`) on images,
+folders and globs.
 
 Writes annotated images, `detections.json` (COCO results format) and `detections.csv`. With
 ground truth in any format `odapi convert` reads, it also reports COCO AP and draws what the
@@ -22,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from odapi.atomic import atomic_write_text
 from odapi.data.boxes import iou
 from odapi.data.formats.locate import is_image
+from odapi.detectors import load_detector
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
 from odapi.progress import progress_bar
@@ -67,49 +69,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             raise OdapiError("matches no images", where=text)
         paths.extend(matched)
     return list(dict.fromkeys(paths))
-
-
-class ExportedDetector:
-    """An `odapi export` folder: its SavedModel signature and label map."""
-
-    def __init__(self, folder: Path):
-        import tensorflow as tf
-
-        folder = Path(folder)
-        if not (folder / "saved_model").is_dir():
-            raise OdapiError("not an odapi export (no saved_model/ inside); create one with "
-                             "`odapi export`", where=str(folder))
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-        except (OSError, ValueError) as e:
-            reason = "is missing" if isinstance(e, FileNotFoundError) else f"is unreadable ({e})"
-            raise OdapiError(f"not a complete odapi export: manifest.json {reason}, which says "
-                             "what the SavedModel takes; export the run again with `odapi "
-                             "export`", where=str(folder)) from None
-        self.input_type = manifest.get("input_type", "image_tensor")
-        self.label_map = LabelMap.read(folder / "label_map.pbtxt")
-        self.serve = tf.saved_model.load(str(folder / "saved_model")).signatures[
-            "serving_default"]
-
-    def __call__(self, images: list[np.ndarray]) -> list[dict]:
-        """Detections for a batch of same-size uint8 RGB arrays."""
-        import tensorflow as tf
-
-        from odapi.tflite import _saved_model_input
-
-        if self.input_type == "image_tensor":
-            outputs = self.serve(inputs=tf.constant(np.stack(images)))
-        else:
-            parts = [_saved_model_input(image, self.input_type) for image in images]
-            outputs = self.serve(inputs=tf.concat(parts, axis=0))
-        outputs = {k: v.numpy() for k, v in outputs.items()}
-        results = []
-        for i in range(len(images)):
-            count = int(outputs["num_detections"][i])
-            results.append({"boxes": outputs["detection_boxes"][i][:count],
-                            "scores": outputs["detection_scores"][i][:count],
-                            "classes": outputs["detection_classes"][i][:count].astype(int)})
-        return results
 
 
 def _common_folder(paths: list[Path]) -> str:
@@ -187,7 +146,7 @@ def _draw(prediction: ImagePrediction, pixels: np.ndarray, label_map: LabelMap,
 def predict(model: Path, inputs: Iterable[str | Path], out: Path, threshold: float = 0.5,
             max_detections: int = 100, batch_size: int = 8, ground_truth: Path | None = None,
             progress: bool = True, log: Callable[[str], None] = print) -> PredictReport:
-    detector = ExportedDetector(model)
+    detector = load_detector(model)
     paths = expand_inputs(inputs)
     base = _common_folder(paths)
     pictures = {path: Path(os.path.relpath(os.path.abspath(path), base)) for path in paths}
@@ -274,11 +233,7 @@ class _GroundTruth:
     def evaluate(self, predictions: list[ImagePrediction], results: list[dict],
                  label_map: LabelMap):
         """COCO AP of the detections against the ground truth of the predicted images."""
-        import contextlib
-
-        from pycocotools.coco import COCO
-
-        from odapi.evaluation.coco import METRIC_NAMES, coco_metrics
+        from odapi.evaluation.coco import coco_bbox, evaluate_detections
 
         images, annotations = [], []
         for prediction in predictions:
@@ -286,22 +241,14 @@ class _GroundTruth:
             images.append({"id": image_id, "width": prediction.width,
                            "height": prediction.height})
             for cls, box in self.boxes_for(prediction.path, prediction.width, prediction.height):
-                y0, x0, y1, x1 = box * np.array([prediction.height, prediction.width] * 2)
+                bbox = coco_bbox(box, prediction.height, prediction.width)
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                    "category_id": cls, "bbox": [x0, y0, x1 - x0, y1 - y0],
-                                    "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+                                    "category_id": cls, "bbox": bbox,
+                                    "area": bbox[2] * bbox[3], "iscrowd": 0})
         if not annotations:
             raise OdapiError("none of the predicted images has ground truth in the given "
                              "annotations; check that they name the same image files")
-        coco_gt = COCO()
-        coco_gt.dataset = {"images": images, "annotations": annotations, "categories": [
-            {"id": i, "name": n} for i, n in label_map.names_by_id.items()]}
-        if not results:
-            return dict.fromkeys(METRIC_NAMES, 0.0), {}
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it indexes
-            coco_gt.createIndex()
-            coco_dt = coco_gt.loadRes(results)
-        metrics, by_id = coco_metrics(coco_gt, coco_dt, [image["id"] for image in images])
+        metrics, by_id = evaluate_detections(images, annotations, results,
+                                             list(label_map.names_by_id))
         per_class = {label_map.names_by_id.get(i, str(i)): v for i, v in by_id.items()}
         return metrics, per_class
-

@@ -1,129 +1,208 @@
-"""TFLite conversion of an export, checked against the SavedModel before it is declared done."""
+"""TFLite models of a run: builtin ops where the model allows it, quantized as asked.
+
+RetinaNet models become builtin-op models ending in TFLite's own `TFLite_Detection_PostProcess`
+(what the OD API's TFLite detectors end in): they run on the plain TFLite runtime (LiteRT),
+its delegates and accelerators, without TensorFlow. Model Garden marks its TFLite
+post-processing for the converter with `experimental_implements` (detection_generator.py);
+odapi calls it without the background class, so classes come out as in the OD API's TFLite
+models: 0-based, label-map id minus one. Other models (Faster R-CNN) are the SavedModel's
+function at a fixed size, uint8 in, label-map ids out, their NMS in ordinary ops; builtin ops
+where the converter can, else keeping TensorFlow ops (Flex), said in the file's name.
+"""
 
 from __future__ import annotations
 
 import io
-import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from odapi.data.boxes import iou
-from odapi.data.examples import from_tf_example
 from odapi.data.records import read_records, record_files
 from odapi.errors import OdapiError
+from odapi.letterbox import letterbox
 from odapi.saving import signatures_only
 
-CHECK_IMAGES = 4
-SCORE_FLOOR = 0.3  # detections compared: those either model scores at least this high
-TOLERANCE = {False: {"score": 0.02, "iou": 0.9}, True: {"score": 0.1, "iou": 0.75}}
+QUANTIZATIONS = ("dynamic", "fp16", "int8")
+INT8_IO = ("uint8", "int8")
+DETECTION_POSTPROCESS = "TFLite_Detection_PostProcess"
 
 
-def save_for_conversion(module, params, into: Path) -> Path:
-    """The serving function at the model's input size, batch 1, uint8 RGB in, saved into
-    `into` once for every TFLite variant. (The converter given the concrete function saves the
-    whole module itself, a traced copy of every Keras layer included, and loads it back, for
-    each variant: 125 s a variant against 40 s from this folder, measured on the demo preset.)
-    Signatures only, as export saves its SavedModel."""
+def has_detection_postprocess(params) -> bool:
+    """RetinaNet models end in TFLite's detection post-processing op; others (Faster R-CNN)
+    keep their own NMS, as ordinary ops."""
+    from official.vision.configs import retinanet
+
+    return isinstance(params.task.model, retinanet.RetinaNet)
+
+
+def tflite_name(quantize: str | None, flex: bool) -> str:
+    """model.tflite, model_int8.tflite, ...; model_flex*.tflite where TF ops remain."""
+    return f"{'model_flex' if flex else 'model'}{'_' + quantize if quantize else ''}.tflite"
+
+
+def input_size(module) -> tuple[int, int]:
+    """The fixed input of the TFLite models: the model's (padded) input size."""
+    height, width = module._padded_size  # Model Garden's DetectionModule's own size
+    return int(height), int(width)
+
+
+def _without_background(scores, anchors_per_location: int, num_classes: int):
+    """One level's class logits [1, H, W, anchors * classes] without class 0 (background)."""
     import tensorflow as tf
 
-    height, width = params.task.model.input_size[:2]
+    height, width = tf.shape(scores)[1], tf.shape(scores)[2]
+    split = tf.reshape(scores, [1, height, width, anchors_per_location, num_classes])
+    return tf.reshape(split[..., 1:], [1, height, width, anchors_per_location * (num_classes - 1)])
+
+
+def save_postprocess_source(module, params, into: Path) -> Path:
+    """`module`'s RetinaNet as the function the converter makes a builtin-op model of: float32
+    pixels [1, H, W, 3] (0-255, letterboxed to the input size) in; boxes normalized to that
+    input, 0-based classes, scores and a count out."""
+    import tensorflow as tf
+    from official.vision.modeling.layers import detection_generator
+    from official.vision.ops import preprocess_ops
+
+    model, generator = module.model, params.task.model.detection_generator
+    height, width = input_size(module)
+    anchors = module._build_anchor_boxes()
+    anchor = params.task.model.anchor
+    per_location = anchor.num_scales * len(anchor.aspect_ratios)
+    num_classes = params.task.model.num_classes
+    post_processing = {  # per-class NMS, as the SavedModel's (REGULAR_NMS in README's terms)
+        "max_detections": generator.max_num_detections, "max_classes_per_detection": 1,
+        "use_regular_nms": True, "detections_per_class": generator.max_num_detections,
+        "nms_score_threshold": generator.pre_nms_score_threshold,
+        "nms_iou_threshold": generator.nms_iou_threshold,
+        "normalize_anchor_coordinates": True, "input_image_size": [height, width]}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32,
+                                                name="inputs")])
+    def serve(images):
+        images = (images - preprocess_ops.MEAN_RGB) / preprocess_ops.STDDEV_RGB
+        features = model.backbone(images, training=False)
+        if model.decoder:
+            features = model.decoder(features, training=False)
+        scores, boxes, _ = model.head(features, training=False)
+        scores = {level: _without_background(s, per_location, num_classes)
+                  for level, s in scores.items()}
+        boxes, classes, scores, count = detection_generator._generate_detections_tflite(
+            boxes, scores, anchors, dict(post_processing), generator.box_coder_weights)
+        return {"detection_boxes": boxes, "detection_classes": classes,
+                "detection_scores": scores, "num_detections": count}
+
+    _save(module, serve, into)
+    return into
+
+
+def save_fixed_size_source(module, into: Path) -> Path:
+    """`module` (export's serving module at batch 1) at its input size, uint8 pixels in, its
+    outputs the SavedModel's. (The converter given a concrete function saves the whole module
+    itself for each variant: 125 s a variant against 40 s from this folder, measured.)"""
+    import tensorflow as tf
+
+    height, width = input_size(module)
     serve = tf.function(module.serve, input_signature=[
         tf.TensorSpec([1, height, width, 3], tf.uint8, name="inputs")])
+    _save(module, serve, into)
+    return into
+
+
+def _save(module, serve, into: Path) -> None:
+    import tensorflow as tf
+
     with signatures_only():
         tf.saved_model.save(module, str(into), signatures={"serving_default": serve},
                             options=tf.saved_model.SaveOptions(
                                 experimental_custom_gradients=False))
-    return into
 
 
-def convert_to_tflite(saved_model: Path, quantized: bool) -> bytes:
-    """`saved_model` (save_for_conversion's) as a TFLite model, dynamic-range quantized or not."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
-                                           tf.lite.OpsSet.SELECT_TF_OPS]
-    if quantized:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range quantization
-    try:
-        return converter.convert()
-    except Exception as e:  # the converter raises its own ConverterError
-        raise OdapiError(f"TFLite conversion failed: {str(e).splitlines()[0]}") from None
-
-
-def _check_images(model_dir: Path, params) -> list[tuple[str, np.ndarray]]:
-    """A few validation images, resized to the model's input size."""
+def fitting(params) -> tuple[tuple[int, int], bool]:
+    """The size images are scaled to before padding, and whether they keep their aspect ratio:
+    what Model Garden's parser did in training and its serving module does."""
     height, width = params.task.model.input_size[:2]
-    images = []
-    files = record_files(params.task.validation_data.input_path) or \
-        record_files(params.task.train_data.input_path)
-    for serialized in read_records(files[:1]):
-        example = from_tf_example(serialized)
-        picture = Image.open(io.BytesIO(example.encoded)).convert("RGB").resize((width, height))
-        images.append((example.filename, np.asarray(picture, np.uint8)))
-        if len(images) == CHECK_IMAGES:
-            break
-    if not images:
-        raise OdapiError("no images to check the TFLite model on (the run's records are gone)",
-                         where=str(model_dir))
+    return (int(height), int(width)), bool(params.task.train_data.parser.keep_aspect_ratio)
+
+
+def calibration_images(params, size: tuple[int, int], count: int) -> Callable[[], Iterator]:
+    """Up to `count` training images as the model's input, for int8 calibration."""
+    fit, keep_aspect_ratio = fitting(params)
+    files = record_files(params.task.train_data.input_path)
+    if not files:
+        raise OdapiError("int8 quantization calibrates on the run's training images, and its "
+                         "training records are gone", where=str(params.task.train_data.input_path))
+
+    def images() -> Iterator[list[np.ndarray]]:
+        from PIL import Image
+
+        from odapi.data.examples import from_tf_example
+
+        for index, serialized in enumerate(read_records(files)):
+            if index == count:
+                return
+            picture = Image.open(io.BytesIO(from_tf_example(serialized).encoded)).convert("RGB")
+            canvas, _ = letterbox(np.asarray(picture), fit, size, keep_aspect_ratio)
+            canvas[0, 0], canvas[0, 1] = 0, 255  # the input's range is every pixel value
+            yield [canvas[None]]
+
     return images
 
 
-def _detections(outputs: dict) -> list[tuple[int, float, np.ndarray]]:
-    count = int(np.asarray(outputs["num_detections"]).reshape(-1)[0])
-    boxes = np.asarray(outputs["detection_boxes"])[0][:count]
-    scores = np.asarray(outputs["detection_scores"])[0][:count]
-    classes = np.asarray(outputs["detection_classes"])[0][:count]
-    return [(int(c), float(s), b) for c, s, b in zip(classes, scores, boxes, strict=True)]
+def convert_model(source: Path, quantize: str | None,
+                  calibration: Callable[[], Iterator] | None = None,
+                  int8_io: str = "uint8") -> tuple[bytes, bool]:
+    """The model in TFLite's builtin ops if the converter can express it, else keeping the
+    TensorFlow ops it cannot (Flex); and whether it did. (Faster R-CNN at batch 1 converted
+    to builtins, its NMS a WHILE loop.)"""
+    try:
+        return convert(source, quantize, True, calibration, int8_io), False
+    except OdapiError:
+        if quantize == "int8":  # integer-only has no Flex form
+            raise
+        return convert(source, quantize, False, calibration, int8_io), True
 
 
-def _saved_model_input(image: np.ndarray, input_type: str):
+def convert(source: Path, quantize: str | None, builtin: bool,
+            calibration: Callable[[], Iterator] | None = None, int8_io: str = "uint8") -> bytes:
+    """The saved source function as a TFLite model, quantized as asked (Model Garden's recipes
+    in official/vision/serving/export_tflite_lib.py)."""
     import tensorflow as tf
 
-    if input_type == "image_tensor":
-        return tf.constant(image[None])
-    encoded = io.BytesIO()
-    Image.fromarray(image).save(encoded, "PNG")  # lossless: the same pixels arrive
-    if input_type == "image_bytes":
-        return tf.constant([encoded.getvalue()])
-    feature = {"image/encoded": tf.train.Feature(
-        bytes_list=tf.train.BytesList(value=[encoded.getvalue()]))}
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return tf.constant([example.SerializeToString()])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if not builtin:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = calibration
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # Outputs stay float32: TFLite_Detection_PostProcess computes in float, and quantized
+        # outputs get calibrated ranges: a count quantized on 36 images' counts cannot exceed
+        # the largest of them (seen: 36), nor classes the highest class calibration found.
+        converter.inference_input_type = tf.dtypes.as_dtype(int8_io)
+    converter.target_spec.supported_ops = ops
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises its own ConverterError
+        raise OdapiError(f"TFLite conversion ({quantize or 'float'}) failed: "
+                         f"{str(e).splitlines()[0]}") from None
 
 
-def check_against_saved_model(tflite_path: Path, serve, params, model_dir: Path,
-                              quantized: bool, input_type: str = "image_tensor") -> dict:
-    """Every detection either model scores >= 0.3 has a twin in the other: same class, boxes
-    overlapping by the tolerance's IoU, scores within its difference. Raises when not.
-    `serve` is the SavedModel's serving signature, loaded once for every variant."""
-    import tensorflow as tf
+def operators(model: bytes) -> set[str]:
+    """The operators a TFLite model uses: builtin names (CONV_2D, ...) and custom codes
+    (TFLite_Detection_PostProcess; Flex ops are custom codes starting with Flex)."""
+    from tensorflow.lite.python import schema_py_generated as schema
 
-    tolerance = TOLERANCE[quantized]
-    with warnings.catch_warnings():  # TF 2.20 points at LiteRT, whose wheel lacks Select TF ops
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
-    runner = interpreter.get_signature_runner()
-    worst = {"score_difference": 0.0, "iou": 1.0, "compared": 0}
-    for name, image in _check_images(model_dir, params):
-        reference = _detections(serve(inputs=_saved_model_input(image, input_type)))
-        lite = _detections(runner(inputs=image[None]))
-        for ours, theirs, side in ((reference, lite, "TFLite"), (lite, reference, "SavedModel")):
-            for cls, score, box in (d for d in ours if d[1] >= SCORE_FLOOR):
-                twins = [(abs(score - s), iou(box, b)) for c, s, b in theirs if c == cls]
-                best = max(twins, key=lambda t: t[1], default=None)
-                if best is None or best[1] < tolerance["iou"] or \
-                        best[0] > tolerance["score"]:
-                    raise OdapiError(
-                        f"the TFLite model disagrees with the SavedModel on {name}: a class "
-                        f"{cls} detection (score {score:.3f}) has no match in the {side} "
-                        f"output within score +-{tolerance['score']} and IoU >= "
-                        f"{tolerance['iou']}; the .tflite file was not kept")
-                worst["score_difference"] = max(worst["score_difference"], best[0])
-                worst["iou"] = min(worst["iou"], best[1])
-                worst["compared"] += 1
-    return {"images": CHECK_IMAGES, "tolerance": tolerance, "compared": worst["compared"],
-            "max_score_difference": float(worst["score_difference"]),
-            "min_iou": float(worst["iou"])}
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items()
+             if not name.startswith("_")}
+    found = set()
+    for code in schema.ModelT.InitFromPackedBuf(model, 0).operatorCodes:
+        if code.customCode:
+            found.add(code.customCode.decode())
+        else:  # newer models put codes above 127 in builtinCode only
+            found.add(names[max(code.builtinCode, code.deprecatedBuiltinCode)])
+    return found

@@ -341,7 +341,10 @@ def test_presets_resolve_with_classes_from_the_label_map(records, preset, experi
 
 
 @pytest.mark.slow
-def test_faster_rcnn_preset_trains(records, tmp_path):
+def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path):
+    """Faster R-CNN's TFLite model is its SavedModel's function at a fixed size: builtin ops
+    (its NMS a WHILE loop; no TFLite_Detection_PostProcess), label-map ids, the SavedModel's
+    detections; int8, built for RetinaNet's post-processing, is refused before any work."""
     code, out, err = run_odapi("train", "--config", "faster_rcnn_resnet50_fpn", "--data", records,
                                "--model-dir", tmp_path / "frcnn", "--steps", "2", "-q",
                                "--set", "task.model.input_size=[256,256,3]",
@@ -350,6 +353,38 @@ def test_faster_rcnn_preset_trains(records, tmp_path):
                                "--set", "task.model.backbone.resnet.model_id=18")
     assert code == 0, out + err
     assert Path(list_checkpoints(tmp_path / "frcnn")[-1]).name == "ckpt-2"
+
+    code, out, err = run_odapi("export", "--model-dir", tmp_path / "frcnn", "--checkpoint",
+                               "latest", "--out", tmp_path / "int8", "--quantize", "int8")
+    assert code == 1 and "int8 is built for RetinaNet models" in err, err
+    code, out, err = run_odapi("export", "--model-dir", tmp_path / "frcnn", "--checkpoint",
+                               "latest", "--out", tmp_path / "export", "--tflite",
+                               "--check-images", "2")
+    assert code == 0, out + err
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert [(m["file"], m["runtime"]) for m in manifest["models"]] == [
+        ("saved_model", "TensorFlow"), ("model.tflite", "LiteRT")]
+    assert manifest["measured_on"] == "2 validation images"
+    from odapi.detectors import load_detector
+    from odapi.measure import check_images
+    from odapi.model_dir.manifest import load_run
+    from odapi.tflite import operators
+    used = operators((tmp_path / "export" / "model.tflite").read_bytes())
+    assert "WHILE" in used and "TFLite_Detection_PostProcess" not in used
+    assert not [op for op in used if op.startswith("Flex")]
+    compared = 0
+    params, _, _ = load_run(tmp_path / "frcnn")
+    for image in check_images(params, 2)[0]:
+        saved, lite = (load_detector(tmp_path / "export" / name)([image.pixels])[0]
+                       for name in ("saved_model", "model.tflite"))
+        assert len(saved["scores"]) == len(lite["scores"])
+        for i in range(min(5, len(saved["scores"]))):  # label-map ids, boxes of the image
+            assert any(cls == saved["classes"][i] and  # 2-step boxes may have no area
+                       np.abs(box - saved["boxes"][i]).max() <= 0.01 and
+                       abs(score - saved["scores"][i]) <= 0.02 for cls, box, score in
+                       zip(lite["classes"], lite["boxes"], lite["scores"], strict=True)), i
+            compared += 1
+    assert compared  # 2 steps in, it finds 100 things in one of the two images
 
 
 @pytest.mark.slow

@@ -7,17 +7,21 @@ from pathlib import Path
 
 from odapi.cli.options import EXIT_FAILED, EXIT_OK, Shared, log, positive_int
 from odapi.quiet import quiet_model_garden
+from odapi.tflite import INT8_IO, QUANTIZATIONS
 
 
 def add_export(commands, shared: Shared) -> None:
     p = commands.add_parser(
         "export", parents=[shared.common, shared.model_dir, shared.overwrite],
-        help="write a trained run as a SavedModel (and TFLite) for inference",
+        help="write a trained run as a SavedModel (and ONNX, TFLite), each measured",
         description="Export a run's checkpoint as a SavedModel whose serving signature returns "
                     "what OD API inference code reads: detection_boxes (normalized "
                     "[ymin, xmin, ymax, xmax] of the original image), detection_scores, "
-                    "detection_classes (label-map ids) and num_detections. The label map, a "
-                    "manifest and a README of the signature go next to it.")
+                    "detection_classes (label-map ids) and num_detections. ONNX and TFLite "
+                    "models go beside it on request; every model is measured (COCO AP50 and "
+                    "AP on the run's validation images, size, ms per image) and one that loses "
+                    "more AP50 than allowed fails the export. The label map, a manifest and a "
+                    "README of inputs, outputs and the measurements go next to them.")
     p.add_argument("-o", "--out", type=Path, required=True, help="the export folder")
     p.add_argument("--checkpoint", default="best", metavar="best|latest|PATH",
                    help="best: the highest eval AP `odapi eval` recorded (default); latest; "
@@ -26,29 +30,42 @@ def add_export(commands, shared: Shared) -> None:
                    choices=["image_tensor", "image_bytes", "tf_example"],
                    help="what the signature takes (default: image_tensor, uint8 images)")
     p.add_argument("--tflite", action="store_true",
-                   help="also write model.tflite, checked against the SavedModel")
-    p.add_argument("--quantize", action="store_true",
-                   help="with --tflite, also a dynamic-range quantized model_quantized.tflite")
+                   help="also write model.tflite: builtin TFLite ops where the model allows "
+                        "(RetinaNet), else TensorFlow ops kept (model_flex.tflite)")
+    p.add_argument("--quantize", nargs="*", choices=QUANTIZATIONS, metavar="KIND",
+                   help="also quantized TFLite models (implies --tflite): dynamic (int8 "
+                        "weights), fp16, int8 (integer only, calibrated); several may follow; "
+                        "bare --quantize means dynamic")
+    p.add_argument("--int8-io", choices=INT8_IO, default="uint8",
+                   help="the int8 model's input type (default: uint8; outputs stay float32, "
+                        "as TFLite's detection post-processing computes them)")
+    p.add_argument("--calibration-images", type=positive_int, default=100, metavar="N",
+                   help="training images int8 calibrates on (default: 100)")
+    p.add_argument("--onnx", action="store_true",
+                   help="also write model.onnx (tf2onnx, opset 17), checked in onnxruntime")
+    p.add_argument("--check-images", type=positive_int, metavar="N",
+                   help="validation images each model is measured on (default: all)")
     p.set_defaults(run=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
-    from odapi.export import export_model
+    from odapi.export import ExportOptions, export_model
+    from odapi.measure import table
 
     quiet_model_garden(args.verbose)
-    result = export_model(args.model_dir, args.out, checkpoint=args.checkpoint,
-                          input_type=args.input_type, tflite=args.tflite, quantize=args.quantize,
-                          overwrite=args.overwrite, log=log)
-    rows = [["SavedModel", f"{result.out}/saved_model ({result.input_type})"],
-            ["checkpoint", f"{result.checkpoint} (step {result.step})"]]
-    for path, check in zip(result.tflite, result.tflite_checks.values(), strict=True):
-        rows.append([path.name, f"matches the SavedModel on {check['images']} images: "
-                     f"{check['compared']} detections, score difference <= "
-                     f"{check['max_score_difference']:.4f}, IoU >= {check['min_iou']:.3f}"])
-    print(tabulate(rows, tablefmt="plain"))
-    print(f"signature and classes: {result.out}/README.md")
+    quantize = () if args.quantize is None else tuple(args.quantize or ["dynamic"])
+    options = ExportOptions(args.checkpoint, args.input_type, args.tflite, quantize,
+                            args.int8_io, args.calibration_images, args.check_images,
+                            args.onnx)
+    result = export_model(args.model_dir, args.out, options, overwrite=args.overwrite, log=log)
+    if result.models:
+        print(f"exported {result.checkpoint} (step {result.step}) to {result.out}; measured "
+              f"on {result.measured_on}:")
+        print(table(result.models))
+    else:
+        print(f"exported {result.checkpoint} (step {result.step}) to {result.out} (not "
+              "measured: the run's records are gone)")
+    print(f"inputs, outputs and classes: {result.out}/README.md")
     return EXIT_OK
 
 
@@ -60,7 +77,9 @@ def add_predict(commands, shared: Shared) -> None:
                     "Writes annotated images, detections.json (COCO results) and "
                     "detections.csv. With --ground-truth (any format `convert` reads) it also "
                     "reports COCO AP and draws missed and false boxes in other colours.")
-    p.add_argument("--model", type=Path, required=True, help="an `odapi export` folder")
+    p.add_argument("--model", type=Path, required=True,
+                   help="an `odapi export` folder (its SavedModel) or one of its models "
+                        "(.tflite, .onnx)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--threshold", type=float, default=0.5,

@@ -76,6 +76,30 @@ def coco_metrics(coco_gt, coco_dt, image_ids: list, max_detections: int = 100
     return metrics, per_class_ap(coco_eval)
 
 
+def coco_bbox(box, height: int, width: int) -> list[float]:
+    """A normalized [ymin, xmin, ymax, xmax] box as COCO's pixel [x, y, width, height]."""
+    ymin, xmin, ymax, xmax = (float(v) for v in np.asarray(box) * ([height, width] * 2))
+    return [xmin, ymin, xmax - xmin, ymax - ymin]
+
+
+def evaluate_detections(images: list[dict], annotations: list[dict], results: list[dict],
+                        category_ids: list[int]) -> tuple[dict[str, float],
+                                                          dict[int, dict[str, float]]]:
+    """COCO metrics of detections in COCO results format against ground truth given as COCO
+    `images` and `annotations` (ids, sizes, pixel boxes, area, iscrowd)."""
+    from pycocotools.coco import COCO
+
+    coco_gt = COCO()
+    coco_gt.dataset = {"images": images, "annotations": annotations,
+                       "categories": [{"id": i} for i in category_ids]}
+    if not results:
+        return dict.fromkeys(METRIC_NAMES, 0.0), {}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it indexes
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results)
+    return coco_metrics(coco_gt, coco_dt, [image["id"] for image in images])
+
+
 def metrics_table(metrics: dict[str, float], per_class: dict[str, dict[str, float]]) -> str:
     """The COCO metrics, then AP and AP50 per class: what eval, predict and the demo print."""
     from tabulate import tabulate
