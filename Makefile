@@ -49,6 +49,7 @@ bench: setup  ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/convert_memory.py
 	$(BIN)/python bench/demo_quality.py
 	$(BIN)/python bench/fine_tune.py
+	$(BIN)/python bench/export_formats.py
 	$(BIN)/python bench/images.py --cuda
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/train_overhead.py
