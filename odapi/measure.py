@@ -159,7 +159,8 @@ def table(measurements: list[Measurement], markdown: bool = False) -> str:
 
     reference = measurements[0]
     rows = [[m.file, m.runtime, m.precision, f"{m.size_mb:.2f}", f"{m.AP50:.3f}", f"{m.AP:.3f}",
-             "" if m.tolerance is None else f"{m.AP50 - reference.AP50:+.3f} (-{m.tolerance})",
+             "" if m.tolerance is None else  # + 0.0: no "-0.000"
+             f"{round(m.AP50 - reference.AP50, 3) + 0.0:+.3f} (-{m.tolerance})",
              f"{m.ms_per_image:.1f}"] for m in measurements]
     return tabulate(rows, headers=["model", "runtime", "precision", "MB", "AP50", "AP",
                                    "AP50 vs SavedModel (allowed)", "ms/image"],
