@@ -141,8 +141,8 @@ def measure_files(models: list[tuple[Path, str, str]], model_dir: Path, count: i
                     if precision == "int8" else "leave that model out"
                 raise OdapiError(
                     f"{runtime} crashed while running {path.name} on the check images (the "
-                    "process running it died: a fault in the runtime), so the export was not "
-                    f"kept; {hint}") from None
+                    "process running it died: a fault in the runtime, or the system ran out "
+                    f"of memory), so the export was not kept; {hint}") from None
     return measured
 
 
