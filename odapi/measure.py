@@ -122,7 +122,7 @@ def measure_file(path: Path, runtime: str, precision: str, model_dir: Path,
 def measure_files(models: list[tuple[Path, str, str]], model_dir: Path, count: int | None,
                   log) -> list[Measurement]:
     """(path, runtime, precision) of each model measured in a worker process of its own: a
-    runtime that crashes (LiteRT's XNNPACK did, on int8 models calibrated on one image) takes
+    runtime that crashes (LiteRT's XNNPACK did, loading an int8 model: tflite.MIN_RANGE) takes
     the worker down, not the export, which then says which model did it."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -136,13 +136,11 @@ def measure_files(models: list[tuple[Path, str, str]], model_dir: Path, count: i
                 measured.append(worker.submit(measure_file, path, runtime, precision,
                                               model_dir, count).result())
             except BrokenProcessPool:
-                hint = ("an int8 model calibrated on one image did this here: try more "
-                        "--calibration-images, or leave that model out") \
-                    if precision == "int8" else "leave that model out"
                 raise OdapiError(
                     f"{runtime} crashed while running {path.name} on the check images (the "
                     "process running it died: a fault in the runtime, or the system ran out "
-                    f"of memory), so the export was not kept; {hint}") from None
+                    "of memory), so the export was not kept; export again without that "
+                    "model") from None
     return measured
 
 

@@ -184,12 +184,45 @@ def convert(source: Path, quantize: str | None, builtin: bool,
         # outputs get calibrated ranges: a count quantized on 36 images' counts cannot exceed
         # the largest of them (seen: 36), nor classes the highest class calibration found.
         converter.inference_input_type = tf.dtypes.as_dtype(int8_io)
+        converter._experimental_calibrate_only = True  # quantized below, its ranges widened
     converter.target_spec.supported_ops = ops
     try:
-        return converter.convert()
+        model = converter.convert()
+        if quantize == "int8":
+            from tensorflow.lite.python.convert import mlir_quantize
+
+            model = mlir_quantize(widen_narrow_ranges(model),
+                                  input_data_type=converter.inference_input_type,
+                                  output_data_type=tf.float32)
+        return model
     except Exception as e:  # the converter raises its own ConverterError
         raise OdapiError(f"TFLite conversion ({quantize or 'float'}) failed: "
                          f"{str(e).splitlines()[0]}") from None
+
+
+# The narrowest range int8 gives an activation. A squeeze-excitation unit whose ReLU never fired
+# on the calibration images calibrated to [0, 1e-38]: its quantized scale made the next
+# requantization 3440x (XNNPACK takes below 256), and LiteRT's XNNPACK delegate crashed
+# loading the model (a double free after it failed to create the operator). Values this small
+# quantize to 0 at any scale; the floor only stops their scale from dwarfing the next layer's.
+MIN_RANGE = 0.01
+
+
+def widen_narrow_ranges(calibrated: bytes) -> bytes:
+    """The calibrated model (a float model holding each activation's min and max) with every
+    range narrower than MIN_RANGE widened to it, zero kept inside, as the quantizer reads it."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            ranges = tensor.quantization
+            if ranges is None or ranges.min is None or ranges.max is None or \
+                    not len(ranges.max):
+                continue
+            low = np.minimum(np.asarray(ranges.min, np.float32), 0)
+            ranges.max = np.maximum(np.asarray(ranges.max, np.float32), low + MIN_RANGE)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def operators(model: bytes) -> set[str]:

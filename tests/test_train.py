@@ -365,6 +365,7 @@ def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path)
     assert [(m["file"], m["runtime"]) for m in manifest["models"]] == [
         ("saved_model", "TensorFlow"), ("model.tflite", "LiteRT")]
     assert manifest["measured_on"] == "2 validation images"
+    from odapi.data.boxes import iou
     from odapi.detectors import load_detector
     from odapi.measure import check_images
     from odapi.model_dir.manifest import load_run
@@ -379,10 +380,15 @@ def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path)
                        for name in ("saved_model", "model.tflite"))
         assert len(saved["scores"]) == len(lite["scores"])
         for i in range(min(5, len(saved["scores"]))):  # label-map ids, boxes of the image
-            assert any(cls == saved["classes"][i] and  # 2-step boxes may have no area
-                       np.abs(box - saved["boxes"][i]).max() <= 0.01 and
-                       abs(score - saved["scores"][i]) <= 0.02 for cls, box, score in
-                       zip(lite["classes"], lite["boxes"], lite["scores"], strict=True)), i
+            # 2-step scores nearly tie, so float differences may let NMS keep a neighbour
+            # instead (overlapping it by more than NMS's IoU, 0.5); 2-step boxes may have no area
+            assert any(cls == saved["classes"][i] and
+                       abs(score - saved["scores"][i]) <= 0.02 and
+                       (np.abs(box - saved["boxes"][i]).max() <= 0.01 or
+                        iou(box, saved["boxes"][i]) >= 0.5) for cls, box, score in
+                       zip(lite["classes"], lite["boxes"], lite["scores"], strict=True)), \
+                (i, saved["classes"][:5], saved["scores"][:5], saved["boxes"][:5],
+                 lite["classes"][:8], lite["scores"][:8], lite["boxes"][:8])
             compared += 1
     assert compared  # 2 steps in, it finds 100 things in one of the two images
 
