@@ -30,6 +30,7 @@ from odapi.model_dir.checkpoints import (
 )
 from odapi.model_dir.manifest import dataset_cache, now, read_manifest, versions, write_manifest
 from odapi.model_dir.metrics import MetricsStore
+from odapi.tracing import without_autograph
 
 
 @dataclass
@@ -76,6 +77,7 @@ def build_trainer(params, model_dir: Path):
         task = task_factory.get_task(params.task, logging_dir=str(model_dir))
         trainer = train_utils.create_trainer(params, task, train=True, evaluate=False)
         create_variables(trainer.model, trainer.optimizer, params.task.model.input_size)
+    trainer.train_step = without_autograph(trainer.train_step)  # orbit's loop around it
     return strategy, task, trainer
 
 

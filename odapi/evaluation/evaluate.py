@@ -69,7 +69,7 @@ class Evaluator:
         self.writer = tf.summary.create_file_writer(str(self.model_dir / subdir))
         task_, model_ = self.task, self.model
 
-        @tf.function
+        @tf.function(autograph=False)  # as the training step: odapi/tracing.py
         def step_fn(inputs):
             return task_.validation_step(inputs, model_, metrics=None)
 
