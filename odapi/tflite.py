@@ -188,12 +188,15 @@ def convert(source: Path, quantize: str | None, builtin: bool,
     converter.target_spec.supported_ops = ops
     try:
         model = converter.convert()
-        if quantize == "int8":
-            from tensorflow.lite.python.convert import mlir_quantize
+        if quantize == "int8":  # the converter's own last steps, on the widened ranges
+            from tensorflow.lite.python.convert import (
+                deduplicate_readonly_buffers,
+                mlir_quantize,
+            )
 
-            model = mlir_quantize(widen_narrow_ranges(model),
-                                  input_data_type=converter.inference_input_type,
-                                  output_data_type=tf.float32)
+            model = deduplicate_readonly_buffers(mlir_quantize(
+                widen_narrow_ranges(model), input_data_type=converter.inference_input_type,
+                output_data_type=tf.float32))
         return model
     except Exception as e:  # the converter raises its own ConverterError
         raise OdapiError(f"TFLite conversion ({quantize or 'float'}) failed: "
@@ -203,8 +206,9 @@ def convert(source: Path, quantize: str | None, builtin: bool,
 # The narrowest range int8 gives an activation. A squeeze-excitation unit whose ReLU never fired
 # on the calibration images calibrated to [0, 1e-38]: its quantized scale made the next
 # requantization 3440x (XNNPACK takes below 256), and LiteRT's XNNPACK delegate crashed
-# loading the model (a double free after it failed to create the operator). Values this small
-# quantize to 0 at any scale; the floor only stops their scale from dwarfing the next layer's.
+# loading the model (a double free after it failed to create the operator). At 0.01 the step
+# is 0.00004: an activation this narrow keeps its values, and its scale no longer dwarfs the
+# next layer's.
 MIN_RANGE = 0.01
 
 
@@ -218,7 +222,7 @@ def widen_narrow_ranges(calibrated: bytes) -> bytes:
         for tensor in subgraph.tensors:
             ranges = tensor.quantization
             if ranges is None or ranges.min is None or ranges.max is None or \
-                    not len(ranges.max):
+                    not len(ranges.min) or not len(ranges.max):
                 continue
             low = np.minimum(np.asarray(ranges.min, np.float32), 0)
             ranges.max = np.maximum(np.asarray(ranges.max, np.float32), low + MIN_RANGE)

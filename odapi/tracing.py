@@ -19,7 +19,8 @@ Function = TypeVar("Function", bound=Callable)
 
 
 def without_autograph(function: Function) -> Function:
-    """`function`, and every tf.function it traces or dataset it builds, unconverted."""
+    """`function`, and what it calls while traced, unconverted (a tf.function nested inside it
+    converts its own code again, as AutoGraph does)."""
     import tensorflow as tf
 
     return tf.autograph.experimental.do_not_convert(function)

@@ -340,6 +340,19 @@ def test_presets_resolve_with_classes_from_the_label_map(records, preset, experi
     assert resolved["params"]["task"]["annotation_file"] is None
 
 
+def detected(saved: dict, i: int, lite: dict, min_iou: float | None) -> bool:
+    """Whether the other model found saved detection i: same class, score within 0.02, box
+    within 0.01 (or overlapping it by min_iou)."""
+    from odapi.data.boxes import iou
+
+    box = saved["boxes"][i]
+    return any(cls == saved["classes"][i] and abs(score - saved["scores"][i]) <= 0.02 and
+               (np.abs(other - box).max() <= 0.01 or
+                (min_iou is not None and iou(other, box) >= min_iou))
+               for cls, other, score in zip(lite["classes"], lite["boxes"], lite["scores"],
+                                            strict=True))
+
+
 @pytest.mark.slow
 def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path):
     """Faster R-CNN's TFLite model is its SavedModel's function at a fixed size: builtin ops
@@ -365,7 +378,6 @@ def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path)
     assert [(m["file"], m["runtime"]) for m in manifest["models"]] == [
         ("saved_model", "TensorFlow"), ("model.tflite", "LiteRT")]
     assert manifest["measured_on"] == "2 validation images"
-    from odapi.data.boxes import iou
     from odapi.detectors import load_detector
     from odapi.measure import check_images
     from odapi.model_dir.manifest import load_run
@@ -380,18 +392,15 @@ def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path)
                        for name in ("saved_model", "model.tflite"))
         assert len(saved["scores"]) == len(lite["scores"])
         # label-map ids, boxes of the image: most of the SavedModel's top five are in the
-        # TFLite model's output. Not all: 2-step scores nearly tie, so float differences may
-        # let either NMS (proposals, detections) keep a neighbour instead; boxes may have no area
-        top = min(5, len(saved["scores"]))
-        found = sum(any(cls == saved["classes"][i] and
-                        abs(score - saved["scores"][i]) <= 0.02 and
-                        (np.abs(box - saved["boxes"][i]).max() <= 0.01 or
-                         iou(box, saved["boxes"][i]) >= 0.5) for cls, box, score in
-                        zip(lite["classes"], lite["boxes"], lite["scores"], strict=True))
-                    for i in range(top))
-        assert 2 * found > top or not top, (found, top, saved["classes"][:5],
-                                            lite["classes"][:5])
-        compared += top
+        # TFLite model's output, one at least box for box. Not all: 2-step scores nearly tie,
+        # so float differences may let either NMS (proposals, detections) keep a neighbour
+        # instead (IoU above 0.5 with it); boxes may have no area
+        top = range(min(5, len(saved["scores"])))
+        alike = [i for i in top if detected(saved, i, lite, 0.5)]
+        assert 2 * len(alike) > len(top) or not top, (alike, saved["classes"][:5],
+                                                      lite["classes"][:5])
+        assert any(detected(saved, i, lite, None) for i in top) or not top
+        compared += len(top)
     assert compared  # 2 steps in, it finds 100 things in one of the two images
 
 
