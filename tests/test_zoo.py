@@ -192,11 +192,16 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_p
 
     server.close()  # the same command again: it resumes, and needs no checkpoint to start from
     with odapi_running("train", "--data", records, "--model-dir", model_dir,
-                       "--steps", "4", *TINY) as process:  # finished: built and restored,
-        # no step trained (resumed training is test_train's; this is about the download)
+                       "--steps", "4", *TINY) as process:  # finished: nothing to train
+        # (resumed training is test_train's; this is about the download)
         out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err
-    assert f"resuming {model_dir} from step 4" in err and "downloading" not in err
+    assert f"resuming {model_dir} from step 4: trained to step 4 already; nothing to do" \
+        in err and "downloading" not in err
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["status"] == "finished"
+    assert [(s["start_step"], s["end_step"], s["status"]) for s in manifest["sessions"]] == \
+        [(0, 4, "finished"), (4, 4, "finished")]
     schedule = manifest["config"]["params"]["trainer"]["optimizer_config"]
     assert schedule["learning_rate"]["cosine"]["decay_steps"] == 4  # 20000 in the preset
     assert schedule["warmup"]["linear"]["warmup_steps"] == 1  # 1000 in the preset

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from odapi.engine.length import steps_per_epoch
 from odapi.engine.progress import ProgressBar
 from odapi.errors import OdapiError
 from odapi.model_dir.checkpoints import (
+    checkpoint_step,
     latest_checkpoint,
     remove_unfinished_saves,
     resolve_checkpoint,
@@ -103,10 +105,13 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
     chief = is_chief()
     training = _Training(run, model_dir, manifest, session, chief)
     try:
-        training.build(progress)
+        done = training.done_already()
+        if not done:
+            training.build(progress)
         if on_started:
-            on_started()
-        training.loop()
+            on_started()  # also when done: a container's health check waits for it
+        if not done:
+            training.loop()
     except KeyboardInterrupt:
         training.save_interrupted()
     except BaseException as e:  # the manifest says so, for `eval --follow` waiting on the run
@@ -171,6 +176,23 @@ class _Training:
         self.failure: str | None = None
         self.started = time.monotonic()
         self.result = TrainResult(model_dir, 0, 0, run.train_steps, 0.0)
+
+    def done_already(self) -> bool:
+        """Whether the model dir holds the last step, evaluated if evaluations are asked for:
+        the same command run again then says so and ends, instead of building the model
+        (half a minute) to train nothing."""
+        latest = latest_checkpoint(self.model_dir)
+        step = checkpoint_step(latest) if latest else None
+        if step is None or step < self.run.train_steps:
+            return False
+        if self.run.eval_every and record_files(self.run.val_data) and \
+                step not in MetricsStore(self.model_dir).evaluated_steps():
+            return False  # killed between its last save and its evaluation
+        self.session["start_step"] = self.result.start_step = self.result.end_step = step
+        self.result.losses = (self.manifest.get("final") or {}).get("losses") or {}
+        print(f"resuming {self.model_dir} from step {step}: trained to step "
+              f"{self.run.train_steps} already; nothing to do", file=sys.stderr)
+        return True
 
     def build(self, progress: bool) -> None:
         """The trainer, restored from the latest checkpoint, or the init checkpoint's parts."""
