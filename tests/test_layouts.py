@@ -240,7 +240,7 @@ def test_train_takes_the_conversion_options_and_evaluates_on_test(odapi, source,
     again = odapi(*args, "--format", "tf-csv", "--steps", "3")
     assert again.code == 0, again.text
     assert "using the records converted earlier" in again.err
-    assert "trained to step 3 already; nothing to do" in again.err
+    assert "trained to its last step (3) already; nothing to do" in again.err
     other = odapi(*args, "--format", "voc", "--steps", "3")
     assert other.code == 0, other.text
     assert f"converting {root} to {model / 'records'}" in other.err

@@ -109,6 +109,28 @@ def test_a_session_killed_between_its_last_save_and_its_eval_evaluates_on_restar
     assert metrics["evaluations"][0]["metrics"] == pytest.approx(lost["metrics"], abs=1e-6)
 
 
+def test_a_finished_run_run_again_ends_without_training_or_evaluating(trained_run, records,
+                                                                        tmp_path):
+    """The same command on a run at its last step, evaluated: nothing trained, nothing
+    evaluated twice, the session recorded; also when --steps is now below the latest step."""
+    model_dir = fresh_copy(trained_run.model_dir, tmp_path)
+    before = (model_dir / "eval" / "metrics.json").read_text()
+    for steps in ("6", "4"):
+        code, out, err = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                                   model_dir, "--steps", steps, "--eval-every", "3", *TINY)
+        assert code == 0, out + err
+        assert f"from step 6: trained to its last step ({steps}) already; nothing to do" in err
+        assert "eval step" not in err and "6 -> 6 of " in out, out + err
+    assert (model_dir / "eval" / "metrics.json").read_text() == before
+    assert Path(list_checkpoints(model_dir)[-1]).name == "ckpt-6"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert [(s["start_step"], s["end_step"], s["status"]) for s in manifest["sessions"]] == \
+        [(0, 6, "finished"), (6, 6, "finished"), (6, 6, "finished")]
+    assert manifest["status"] == "finished" and manifest["final"]["losses"]
+    assert manifest["final"]["last_eval"]["AP"] == json.loads(before)["evaluations"][-1][
+        "metrics"]["AP"]
+
+
 def test_eval_reports_coco_metrics_and_per_class_ap(trained_run, tmp_path):
     model_dir = fresh_copy(trained_run.model_dir, tmp_path)
     shutil.rmtree(model_dir / "eval")  # as if trained without --eval-every

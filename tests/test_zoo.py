@@ -196,8 +196,8 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_p
         # (resumed training is test_train's; this is about the download)
         out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err
-    assert f"resuming {model_dir} from step 4: trained to step 4 already; nothing to do" \
-        in err and "downloading" not in err
+    assert f"resuming {model_dir} from step 4: trained to its last step (4) already; " \
+        "nothing to do" in err and "downloading" not in err
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["status"] == "finished"
     assert [(s["start_step"], s["end_step"], s["status"]) for s in manifest["sessions"]] == \

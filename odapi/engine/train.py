@@ -54,9 +54,9 @@ def train(run: RunConfig, model_dir: Path, progress: bool = True, verbose: bool 
     """Train `run` into `model_dir` (resuming if it holds a checkpoint); return a summary.
 
     `on_started` is called once every check has passed and the model is built, just before
-    the first step (a container's health check waits for that). Unless `verbose`, what Model
-    Garden and orbit print to stdout during training (a block per loop) is dropped: the
-    progress bar and the summary table say it better.
+    the first step, or at once when nothing is left to do (a container's health check waits
+    for it). Unless `verbose`, what Model Garden and orbit print to stdout during training (a
+    block per loop) is dropped: the progress bar and the summary table say it better.
     """
     with open(os.devnull, "w") as sink, \
             contextlib.nullcontext() if verbose else contextlib.redirect_stdout(sink):
@@ -105,12 +105,14 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
     chief = is_chief()
     training = _Training(run, model_dir, manifest, session, chief)
     try:
-        done = training.done_already()
-        if not done:
+        finished = training.finished_step()
+        if finished is None:
             training.build(progress)
+        else:
+            training.record_nothing_to_do(finished)
         if on_started:
-            on_started()  # also when done: a container's health check waits for it
-        if not done:
+            on_started()
+        if finished is None:
             training.loop()
     except KeyboardInterrupt:
         training.save_interrupted()
@@ -177,22 +179,27 @@ class _Training:
         self.started = time.monotonic()
         self.result = TrainResult(model_dir, 0, 0, run.train_steps, 0.0)
 
-    def done_already(self) -> bool:
-        """Whether the model dir holds the last step, evaluated if evaluations are asked for:
-        the same command run again then says so and ends, instead of building the model
-        (half a minute) to train nothing."""
+    def finished_step(self) -> int | None:
+        """The step of the model dir's latest checkpoint when nothing is left to do: it is at
+        or past the last step and, if evaluations are asked for, evaluated. The same command
+        run again then ends at once instead of building the model (half a minute) to train
+        nothing. Never for a multi-worker run: every worker must take the same path, and
+        another process may record an evaluation between two workers' checks."""
+        if os.environ.get("TF_CONFIG"):
+            return None
         latest = latest_checkpoint(self.model_dir)
         step = checkpoint_step(latest) if latest else None
         if step is None or step < self.run.train_steps:
-            return False
-        if self.run.eval_every and record_files(self.run.val_data) and \
-                step not in MetricsStore(self.model_dir).evaluated_steps():
-            return False  # killed between its last save and its evaluation
+            return None
+        if self.run.eval_every and step not in MetricsStore(self.model_dir).evaluated_steps():
+            return None  # killed between its last save and its evaluation: loop() evaluates
+        return step
+
+    def record_nothing_to_do(self, step: int) -> None:
         self.session["start_step"] = self.result.start_step = self.result.end_step = step
         self.result.losses = (self.manifest.get("final") or {}).get("losses") or {}
-        print(f"resuming {self.model_dir} from step {step}: trained to step "
-              f"{self.run.train_steps} already; nothing to do", file=sys.stderr)
-        return True
+        print(f"resuming {self.model_dir} from step {step}: trained to its last step "
+              f"({self.run.train_steps}) already; nothing to do", file=sys.stderr)
 
     def build(self, progress: bool) -> None:
         """The trainer, restored from the latest checkpoint, or the init checkpoint's parts."""
@@ -277,7 +284,8 @@ class _Training:
         manifest["final"] = {"step": result.end_step, "losses": result.losses,
                              "best": result.best,
                              "last_eval": result.evaluations[-1].metrics
-                             if result.evaluations else None}
+                             if result.evaluations else (manifest.get("final") or {})
+                             .get("last_eval")}
         if self.chief:
             write_manifest(self.model_dir, manifest)
 
