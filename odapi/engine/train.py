@@ -197,7 +197,6 @@ class _Training:
 
     def record_nothing_to_do(self, step: int) -> None:
         self.session["start_step"] = self.result.start_step = self.result.end_step = step
-        self.result.losses = (self.manifest.get("final") or {}).get("losses") or {}
         print(f"resuming {self.model_dir} from step {step}: trained to its last step "
               f"({self.run.train_steps}) already; nothing to do", file=sys.stderr)
 
@@ -281,11 +280,12 @@ class _Training:
         manifest.pop("error", None)
         if self.failure:
             manifest["error"] = self.failure
+        previous = manifest.get("final") or {}  # a session that trained or evaluated nothing
+        result.losses = result.losses or previous.get("losses") or {}  # keeps the run's last
         manifest["final"] = {"step": result.end_step, "losses": result.losses,
                              "best": result.best,
                              "last_eval": result.evaluations[-1].metrics
-                             if result.evaluations else (manifest.get("final") or {})
-                             .get("last_eval")}
+                             if result.evaluations else previous.get("last_eval")}
         if self.chief:
             write_manifest(self.model_dir, manifest)
 
