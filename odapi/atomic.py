@@ -16,7 +16,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -98,6 +98,20 @@ class PrivateFolder:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def replace_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """Fill a new folder with `write(path)` in this process's own staging folder, then put it
+    in place of `folder` in one rename: readers see the old folder or the new one, whole, and
+    a writer killed half-way leaves nothing the next one does not remove."""
+    folder = Path(folder)
+    with PrivateFolder(folder.parent, f".{folder.name}.partial-") as staging:
+        new = staging / "new"
+        new.mkdir()
+        write(new)
+        if folder.exists():
+            os.replace(folder, staging / "old")
+        os.replace(new, folder)
 
 
 UNLOCKED_GRACE = 3600.0  # seconds a folder may go without its lock file (being created)

@@ -52,8 +52,8 @@ class ExportResult:
 
 
 def choose_checkpoint(model_dir: Path, which: str) -> tuple[str, dict | None]:
-    """`best` (highest eval AP recorded by odapi eval), `latest`, or a path; with the
-    evaluation that made it the best, for `best`."""
+    """`best` (highest eval AP recorded by odapi eval), `latest`, or a path; with its
+    evaluation's summary (None: its step was not evaluated)."""
     if which == "best":
         best = MetricsStore(model_dir).best()
         if best is None:
@@ -62,11 +62,14 @@ def choose_checkpoint(model_dir: Path, which: str) -> tuple[str, dict | None]:
                              where=str(model_dir))
         return resolve_checkpoint(best["checkpoint"]), best
     if which == "latest":
-        latest = latest_checkpoint(model_dir)
-        if latest is None:
+        prefix = latest_checkpoint(model_dir)
+        if prefix is None:
             raise OdapiError("the run has no checkpoint yet", where=str(model_dir))
-        return latest, None
-    return resolve_checkpoint(which), None
+    else:
+        prefix = resolve_checkpoint(which)
+        if Path(prefix).parent.resolve() != Path(model_dir).resolve():
+            return prefix, None  # another run's step numbers say nothing of this one's
+    return prefix, MetricsStore(model_dir).summary_of(checkpoint_step(prefix))
 
 
 def _pin_choice(stack: contextlib.ExitStack, model_dir: Path, which: str,

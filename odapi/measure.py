@@ -96,7 +96,8 @@ def measure(detector, path: Path, images: list[CheckImage], runtime: str, precis
                      "bbox": coco_bbox(box, height, width)}
                     for box, score, cls in zip(found["boxes"], found["scores"], found["classes"],
                                                strict=True)]
-    metrics, _ = evaluate_detections(*_ground_truth(images), results, category_ids)
+    metrics = evaluate_detections(*_ground_truth(images), results,
+                                  {i: str(i) for i in category_ids}).metrics
     size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*"))
                if p.is_file())
     return Measurement(path.name, runtime, precision, round(size / 2**20, 2),

@@ -20,17 +20,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from odapi.atomic import atomic_write_text
+from odapi.atomic import atomic_write_bytes, atomic_write_text
 from odapi.data.boxes import iou
 from odapi.data.formats.locate import is_image
-from odapi.detectors import load_detector
+from odapi.detectors import export_folder, load_detector, read_manifest
 from odapi.errors import OdapiError
+from odapi.evaluation.curves import ScoreThresholds
 from odapi.labelmap import LabelMap
 from odapi.progress import progress_bar
-from odapi.visualize import class_color, draw_boxes
+from odapi.visualize import FALSE_COLOR, MISSED_COLOR, class_color, draw_boxes
 
-FALSE_COLOR = (255, 40, 40)  # a detection matching no ground truth
-MISSED_COLOR = (255, 255, 255)  # ground truth no detection found
 MATCH_IOU = 0.5
 
 
@@ -50,8 +49,11 @@ class PredictReport:
     images: int = 0
     detections: int = 0  # at or above the threshold
     unreadable: list[str] = field(default_factory=list)
+    thresholds: ScoreThresholds | None = None
+    class_names: dict[int, str] = field(default_factory=dict)
     metrics: dict[str, float] | None = None  # with ground truth
     per_class: dict[str, dict[str, float]] | None = None
+    figures: list[str] = field(default_factory=list)  # confusion matrix, PR and F1 curves
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -100,6 +102,23 @@ def _batches(paths: list[Path], size: int, report: PredictReport, log):
     yield from pending.values()
 
 
+def score_thresholds(model: Path, threshold: float | str, label_map: LabelMap
+                     ) -> ScoreThresholds:
+    """`threshold`, or for "best" the scores with the best F1 per class (and overall, for the
+    others) that the exported checkpoint's evaluation found."""
+    if threshold != "best":
+        return ScoreThresholds(float(threshold))
+    folder = export_folder(model)
+    found = (read_manifest(folder).get("eval") or {}).get("thresholds")
+    if not found:
+        raise OdapiError("the export has no evaluation to take the best threshold from; "
+                         "evaluate the run (`odapi eval`), export it again, or give "
+                         "--threshold a number", where=str(folder / "manifest.json"))
+    ids = {name: class_id for class_id, name in label_map.names_by_id.items()}
+    return ScoreThresholds(float(found["score"]), {ids[name]: float(t) for name, t in
+                                                   found["per_class"].items() if name in ids})
+
+
 def _match(prediction: ImagePrediction, truth: list[tuple[int, np.ndarray]], keep: np.ndarray):
     """Greedy matching at IoU 0.5, same class: (matched detection flags, missed truths)."""
     matched = np.zeros(len(prediction.scores), bool)
@@ -118,8 +137,9 @@ def _match(prediction: ImagePrediction, truth: list[tuple[int, np.ndarray]], kee
 
 
 def _draw(prediction: ImagePrediction, pixels: np.ndarray, label_map: LabelMap,
-          threshold: float, truth: list[tuple[int, np.ndarray]] | None) -> Image.Image:
-    keep = prediction.scores >= threshold
+          thresholds: ScoreThresholds, truth: list[tuple[int, np.ndarray]] | None
+          ) -> Image.Image:
+    keep = thresholds.keep(prediction.classes, prediction.scores)
     names = label_map.names_by_id
     boxes = [(b[1], b[0], b[3], b[2]) for b in prediction.boxes[keep]]
     classes = [int(c) for c in prediction.classes[keep]]
@@ -137,57 +157,78 @@ def _draw(prediction: ImagePrediction, pixels: np.ndarray, label_map: LabelMap,
             boxes.append((box[1], box[0], box[3], box[2]))
             labels.append(f"missed {names.get(cls, cls)}")
             classes.append(cls)
-            scores.append(1.0)
+            scores.append(None)
             colors.append(MISSED_COLOR)
     return draw_boxes(Image.fromarray(pixels), boxes, labels, classes, scores=scores,
                       colors=colors)
 
 
-def predict(model: Path, inputs: Iterable[str | Path], out: Path, threshold: float = 0.5,
-            max_detections: int = 100, batch_size: int = 8, ground_truth: Path | None = None,
-            progress: bool = True, log: Callable[[str], None] = print) -> PredictReport:
+def predict(model: Path, inputs: Iterable[str | Path], out: Path,
+            threshold: float | str = 0.5, max_detections: int = 100, batch_size: int = 8,
+            ground_truth: Path | None = None, progress: bool = True,
+            log: Callable[[str], None] = print) -> PredictReport:
+    """Detect, draw and list; `threshold` is a score or "best" (the export's evaluation's)."""
     detector = load_detector(model)
+    thresholds = score_thresholds(model, threshold, detector.label_map)
     paths = expand_inputs(inputs)
     base = _common_folder(paths)
     pictures = {path: Path(os.path.relpath(os.path.abspath(path), base)) for path in paths}
     truth = _GroundTruth(ground_truth, detector.label_map, base) if ground_truth else None
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    report = PredictReport(out)
+    report = PredictReport(out, thresholds=thresholds,
+                           class_names=detector.label_map.names_by_id)
     coco_results, rows, predictions = [], [], []
     with progress_bar(len(paths), "predict", "img", enabled=progress) as bar:
         for batch in _batches(paths, batch_size, report, log):
             results = detector([pixels for _, pixels in batch])
             for (path, pixels), result in zip(batch, results, strict=True):
                 height, width = pixels.shape[:2]
-                size = np.array([height, width, height, width])
                 prediction = ImagePrediction(path, width, height,
                                              result["boxes"][:max_detections],
                                              result["scores"][:max_detections],
                                              result["classes"][:max_detections])
                 predictions.append(prediction)
                 image_truth = truth.boxes_for(path, width, height) if truth else None
-                picture = _draw(prediction, pixels, detector.label_map, threshold, image_truth)
+                picture = _draw(prediction, pixels, detector.label_map, thresholds,
+                                image_truth)
                 target = out / "images" / pictures[path]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 picture.save(target, quality=95)
                 image_id = truth.image_id(path) if truth else len(predictions)
-                for box, score, cls in zip(prediction.boxes, prediction.scores,
-                                           prediction.classes, strict=True):
-                    ymin, xmin, ymax, xmax = (float(v) for v in box * size)
-                    if score >= threshold:
-                        report.detections += 1
-                        rows.append([str(path), width, height,
-                                     detector.label_map.names_by_id.get(int(cls), int(cls)),
-                                     f"{score:.4f}", f"{xmin:.1f}", f"{ymin:.1f}",
-                                     f"{xmax:.1f}", f"{ymax:.1f}"])
-                    if score >= threshold or truth is not None:  # AP needs every detection
-                        coco_results.append({"image_id": image_id, "file_name": str(path),
-                                             "category_id": int(cls), "score": float(score),
-                                             "bbox": [xmin, ymin, xmax - xmin, ymax - ymin]})
+                _list(prediction, image_id, detector.label_map, thresholds, truth is not None,
+                      rows, coco_results)
                 report.images += 1
                 bar.update(1)
         bar.update(len(report.unreadable))
+    report.detections = len(rows)
+    _write_lists(out, coco_results, rows)
+    if truth is not None:
+        _write_evaluation(report, truth.evaluate(predictions, coco_results, detector.label_map,
+                                                 thresholds), detector.label_map)
+    return report
+
+
+def _list(prediction: ImagePrediction, image_id: int, label_map: LabelMap,
+          thresholds: ScoreThresholds, every: bool, rows: list, coco_results: list) -> None:
+    """The image's detections as CSV rows (those kept) and COCO results (every one with
+    `every`: AP needs them all)."""
+    size = np.array([prediction.height, prediction.width] * 2)
+    kept = thresholds.keep(prediction.classes, prediction.scores)
+    for box, score, cls, keep in zip(prediction.boxes, prediction.scores, prediction.classes,
+                                     kept, strict=True):
+        ymin, xmin, ymax, xmax = (float(v) for v in box * size)
+        if keep:
+            rows.append([str(prediction.path), prediction.width, prediction.height,
+                         label_map.names_by_id.get(int(cls), int(cls)), f"{score:.4f}",
+                         f"{xmin:.1f}", f"{ymin:.1f}", f"{xmax:.1f}", f"{ymax:.1f}"])
+        if keep or every:
+            coco_results.append({"image_id": image_id, "file_name": str(prediction.path),
+                                 "category_id": int(cls), "score": float(score),
+                                 "bbox": [xmin, ymin, xmax - xmin, ymax - ymin]})
+
+
+def _write_lists(out: Path, coco_results: list[dict], rows: list[list]) -> None:
     atomic_write_text(out / "detections.json", json.dumps(coco_results))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -195,12 +236,23 @@ def predict(model: Path, inputs: Iterable[str | Path], out: Path, threshold: flo
                      "ymax"])
     writer.writerows(rows)
     atomic_write_text(out / "detections.csv", buffer.getvalue())
-    if truth is not None:
-        report.metrics, report.per_class = truth.evaluate(predictions, coco_results,
-                                                          detector.label_map)
-        atomic_write_text(out / "metrics.json", json.dumps(
-            {"metrics": report.metrics, "per_class": report.per_class}, indent=2))
-    return report
+
+
+def _write_evaluation(report: PredictReport, result, label_map: LabelMap) -> None:
+    """AP, the confusion matrix at the thresholds used, and the PR and F1 curves."""
+    from odapi.evaluation.figures import confusion_png, curves_png
+
+    report.metrics = result.metrics
+    report.per_class = {label_map.names_by_id.get(i, str(i)): v
+                        for i, v in result.per_class.items()}
+    atomic_write_text(report.out / "metrics.json", json.dumps(
+        {"metrics": report.metrics, "per_class": report.per_class}, indent=2))
+    for name, png, numbers in (
+            ("confusion_matrix", confusion_png(result.confusion), result.confusion.as_dict()),
+            ("pr_f1_curves", curves_png(result.curves), result.curves.as_dict())):
+        atomic_write_text(report.out / f"{name}.json", json.dumps(numbers))
+        atomic_write_bytes(report.out / f"{name}.png", png)
+        report.figures.append(str(report.out / f"{name}.png"))
 
 
 class _GroundTruth:
@@ -231,8 +283,9 @@ class _GroundTruth:
         return [(b.class_id, np.array([b.ymin, b.xmin, b.ymax, b.xmax])) for b in placed]
 
     def evaluate(self, predictions: list[ImagePrediction], results: list[dict],
-                 label_map: LabelMap):
-        """COCO AP of the detections against the ground truth of the predicted images."""
+                 label_map: LabelMap, thresholds: ScoreThresholds):
+        """COCO AP, curves and confusion matrix of the detections against the ground truth
+        of the predicted images."""
         from odapi.evaluation.coco import coco_bbox, evaluate_detections
 
         images, annotations = [], []
@@ -248,7 +301,5 @@ class _GroundTruth:
         if not annotations:
             raise OdapiError("none of the predicted images has ground truth in the given "
                              "annotations; check that they name the same image files")
-        metrics, by_id = evaluate_detections(images, annotations, results,
-                                             list(label_map.names_by_id))
-        per_class = {label_map.names_by_id.get(i, str(i)): v for i, v in by_id.items()}
-        return metrics, per_class
+        return evaluate_detections(images, annotations, results, label_map.names_by_id,
+                                   thresholds)

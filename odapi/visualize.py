@@ -7,6 +7,9 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+FALSE_COLOR = (255, 40, 40)  # a detection of nothing, or of the wrong class
+MISSED_COLOR = (255, 255, 255)  # an object no detection found
+
 
 def class_color(class_id: int) -> tuple[int, int, int]:
     """A stable, saturated colour per class (golden-ratio hue steps)."""
@@ -23,9 +26,10 @@ def _font(size: int):
 
 
 def draw_boxes(image: Image.Image, boxes: Sequence[Sequence[float]], labels: Sequence[str],
-               class_ids: Sequence[int], scores: Sequence[float] | None = None,
+               class_ids: Sequence[int], scores: Sequence[float | None] | None = None,
                colors: Sequence[tuple[int, int, int]] | None = None) -> Image.Image:
-    """A copy of `image` with normalized [xmin, ymin, xmax, ymax] boxes and their captions.
+    """A copy of `image` with normalized [xmin, ymin, xmax, ymax] boxes and their captions
+    (with the score, where one is given).
 
     Each caption sits on a filled tab in the box's colour, with black or white text by
     contrast, and a dark outline around the box line keeps it visible on light and dark pixels.
@@ -40,7 +44,8 @@ def draw_boxes(image: Image.Image, boxes: Sequence[Sequence[float]], labels: Seq
         rect = (xmin * width, ymin * height, xmax * width, ymax * height)
         draw.rectangle(rect, outline=(0, 0, 0), width=line + 2)
         draw.rectangle(rect, outline=color, width=line)
-        caption = labels[i] if scores is None else f"{labels[i]} {scores[i]:.2f}"
+        caption = labels[i] if scores is None or scores[i] is None \
+            else f"{labels[i]} {scores[i]:.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
         tw, th = right - left + 4, bottom - top + 4
         tx = min(max(0, rect[0]), max(0, width - tw))

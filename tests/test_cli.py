@@ -11,7 +11,7 @@ from pathlib import Path
 import odapi
 
 COMMANDS = ["convert", "inspect", "demo-data", "train", "config", "eval", "checkpoints",
-            "tensorboard", "demo", "export", "predict", "doctor"]
+            "tensorboard", "report", "demo", "export", "predict", "doctor"]
 
 
 def test_installed_console_script_lists_exactly_the_working_commands():

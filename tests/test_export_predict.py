@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +322,10 @@ def test_other_input_types(run, tmp_path, input_type):
     assert signature.structured_input_signature[1]["inputs"].dtype == tf.string
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["checkpoint"] == list_checkpoints(run)[-1]
+    # the latest step was evaluated too: its evaluation (and best thresholds) come along
+    evaluation = json.loads((run / "eval" / "metrics.json").read_text())["evaluations"][-1]
+    assert manifest["eval"]["step"] == evaluation["step"] == manifest["step"]
+    assert manifest["eval"]["thresholds"] == evaluation["thresholds"]
 
 
 def test_predict_writes_pictures_json_and_csv_and_survives_a_bad_image(exported, tmp_path):
@@ -375,6 +380,23 @@ def test_predict_on_a_folder_without_a_manifest_says_what_to_do(exported, tmp_pa
                            "again with `odapi export`")
 
 
+def test_predict_threshold_best_needs_an_evaluated_export(exported, tmp_path):
+    """An export of a checkpoint no evaluation saw (or made before odapi kept thresholds)."""
+    old = tmp_path / "old-export"
+    old.mkdir()
+    for name in ("label_map.pbtxt", "model.tflite"):
+        (old / name).symlink_to(exported / name)
+    manifest = json.loads((exported / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps(dict(manifest, eval=None)))
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
+    code, out, err = run_odapi("predict", "--model", old / "model.tflite", tmp_path / "a.jpg",
+                               "--out", tmp_path / "out", "--threshold", "best")
+    assert code == 1, err
+    assert err.strip() == (f"error: {old / 'manifest.json'}: the export has no evaluation to "
+                           "take the best threshold from; evaluate the run (`odapi eval`), "
+                           "export it again, or give --threshold a number")
+
+
 def test_export_describes_the_checkpoint_it_exported_when_best_changes_meanwhile(run,
                                                                                  tmp_path):
     """An evaluation that records a new best while the export runs replaces best/: the export
@@ -427,7 +449,9 @@ def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(le
                                                                               tmp_path):
     """The export of a run that learned, run on freshly generated images: it finds shapes
     (AP50 >= 0.4, the drill's floor; 0.70 measured), and the AP that predict --ground-truth
-    reports is within 0.02 of `odapi eval` on the same images."""
+    reports is within 0.02 of `odapi eval` on the same images. `--threshold best` keeps, per
+    class, the score with the best F1 in the exported checkpoint's evaluation; the confusion
+    matrix holds every object and every kept detection; the PR curves give predict's AP."""
     assert run_odapi("demo-data", tmp_path / "fresh", "--count", "30", "--seed", "12345",
                      "--formats", "voc").code == 0
     assert run_odapi("convert", tmp_path / "fresh" / "voc", "--out", tmp_path / "fresh-records",
@@ -436,8 +460,11 @@ def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(le
     code, predict_out, err = run_odapi("predict", "--model", exported,
                                        tmp_path / "fresh" / "images", "--out",
                                        tmp_path / "predictions", "--ground-truth",
-                                       tmp_path / "fresh" / "voc", "-q")
+                                       tmp_path / "fresh" / "voc", "--threshold", "best",
+                                       "-q")
     assert code == 0, err
+    chosen = json.loads((exported / "manifest.json").read_text())["eval"]["thresholds"]
+    assert chosen["per_class"] and f"scored >= {chosen['score']:.2f} (circle " in predict_out
     predicted = json.loads((tmp_path / "predictions" / "metrics.json").read_text())["metrics"]
     model_dir = fresh_copy(learned_run, tmp_path)  # eval --val-data writes into the run
     best = json.loads((model_dir / "eval" / "metrics.json").read_text())["best"]["checkpoint"]
@@ -456,6 +483,19 @@ def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(le
     assert len(rows) == int(predict_out.split("image(s), ")[1].split(" detection")[0]) >= 20
     assert abs(predicted["AP"] - evaluated["AP"]) <= 0.02, (predicted, evaluated)
     assert abs(predicted["AP50"] - evaluated["AP50"]) <= 0.02, (predicted, evaluated)
+
+    confusion = json.loads((tmp_path / "predictions" / "confusion_matrix.json").read_text())
+    counts = np.array(confusion["counts"])
+    kept = [r.split(",")[3] for r in rows]
+    assert counts[:, :-1].sum(axis=0).tolist() == [kept.count(c) for c in
+                                                   confusion["labels"][:-1]]
+    shapes = sum(len(ET.parse(f).findall("object"))
+                 for f in (tmp_path / "fresh" / "voc").rglob("*.xml"))
+    assert counts[:-1].sum() == shapes and np.trace(counts) >= 0.4 * shapes
+    assert confusion["class_score_thresholds"] == chosen["per_class"]
+    curves = json.loads((tmp_path / "predictions" / "pr_f1_curves.json").read_text())
+    assert np.mean(curves["overall"]["precision_50"]) == pytest.approx(predicted["AP50"])
+    assert Path(evaluated_file).with_name("pr_f1_curves.png").is_file()
 
 
 @pytest.mark.parametrize("model", EVERY_FORMAT[1:])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
 from odapi.model_dir.checkpoints import list_checkpoints
@@ -47,8 +49,32 @@ def test_training_writes_checkpoints_events_manifest_and_metrics(trained_run, re
     assert {"AP", "AP50", "AP75", "APs", "APm", "APl", "ARmax1", "ARmax10", "ARmax100",
             "validation_loss"} <= eval_tags["scalars"]
     assert {f"AP_per_class/{c}" for c in ("circle", "square", "triangle")} <= eval_tags["scalars"]
-    pictures = eval_tags["images"]
+    worst = {t for t in eval_tags["images"] if t.startswith("worst_images/")}
+    pictures = eval_tags["images"] - {"confusion_matrix", "pr_f1_curves"} - worst
+    assert {"confusion_matrix", "pr_f1_curves"} <= eval_tags["images"]
     assert pictures and all(t.startswith("ground_truth_vs_detections/") for t in pictures)
+    assert eval_tags["pr_curves"] == {f"pr_curve_iou50/{c}/pr_curves" for c in
+                                      ("circle", "square", "triangle")}
+    evaluations = json.loads((model_dir / "eval" / "metrics.json").read_text())["evaluations"]
+    confusion = json.loads((model_dir / "eval" / "confusion_matrix.json").read_text())
+    assert confusion["step"] == evaluations[-1]["step"] == 6
+    assert confusion["labels"] == ["circle", "square", "triangle", "background"]
+    # every validation object is in its class's row: found, taken for another, or missed
+    objects = json.loads((model_dir / "eval" / "pr_f1_curves.json").read_text())["per_class"]
+    assert [sum(row) for row in confusion["counts"][:3]] == \
+        [objects[c]["objects"] for c in ("circle", "square", "triangle")]
+    assert confusion["score_threshold"] == evaluations[-1]["thresholds"]["score"]
+    for figure in ("confusion_matrix.png", "pr_f1_curves.png"):
+        with Image.open(model_dir / "eval" / figure) as image:
+            assert image.format == "PNG"
+    # the images with the most errors, worst first, in TensorBoard and eval/worst/
+    listing = json.loads((model_dir / "eval" / "worst" / "worst.json").read_text())
+    assert listing["step"] == 6 and worst == {f"worst_images/{i}" for i in
+                                              range(1, len(listing["images"]) + 1)}
+    errors = [sum(map(int, re.findall(r"\d+", i["errors"]))) for i in listing["images"]]
+    assert errors == sorted(errors, reverse=True) and errors[-1] > 0
+    for entry in listing["images"]:
+        Image.open(model_dir / "eval" / "worst" / entry["file"]).verify()
 
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["config"]["experiment"] == "retinanet_mobile_coco"
@@ -131,12 +157,71 @@ def test_a_finished_run_run_again_ends_without_training_or_evaluating(trained_ru
         "metrics"]["AP"]
 
 
+# a learning rate of 0 keeps the model as initialised: it detects nothing, and AP stays 0
+FROZEN = ["--set", "trainer.optimizer_config.learning_rate.cosine.initial_learning_rate=0.0",
+          "--set", "trainer.optimizer_config.warmup.linear.warmup_learning_rate=0.0"]
+
+
+def test_patience_stops_a_run_whose_ap_plateaus_in_process_and_beside_eval_follow(records,
+                                                                                   tmp_path):
+    """--patience N with --eval-every: the first evaluation is the best, so it stops after N
+    more, says why, keeps best/ and marks the manifest. With a larger N the same command
+    trains on, now beside `odapi eval --follow`, whose results it reads: both end at the step
+    training stopped at. Run again, it has nothing to do."""
+    model_dir = tmp_path / "model"
+    train = ["train", "--config", "demo", "--data", records, "--model-dir", model_dir,
+             "--steps", "300", *TINY, *FROZEN]
+    code, out, err = run_odapi(*train, "--eval-every", "3", "--patience", "2")
+    assert code == 0, out + err
+    assert "stopping early at step 9: AP has not improved for 2 evaluations since step 3 " \
+           "(AP 0.000, kept in best/; --patience 2)" in err, err
+    assert "0 -> 9 of 300  (stopped early)" in out
+    metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
+    assert [e["step"] for e in metrics["evaluations"]] == [3, 6, 9]  # never before the first
+    assert metrics["best"]["step"] == 3 and (model_dir / "best" / "ckpt-3.index").exists()
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["status"] == "stopped_early" and manifest["sessions"][-1]["status"] == \
+        "stopped_early"
+    assert manifest["stopped_early"]["step"] == 9 and manifest["stopped_early"]["patience"] == 2
+
+    # as the compose stack runs them: the eval service starts once training is under way
+    ready = tmp_path / "ready"
+    with odapi_running(*train, "--patience", "3", "--ready-file", ready,
+                       "--set", "trainer.max_to_keep=2") as trainer:  # fewer to catch up on
+        deadline = time.monotonic() + 300
+        while not ready.exists():
+            assert trainer.poll() is None and time.monotonic() < deadline, \
+                trainer.communicate()
+            time.sleep(0.5)
+        with odapi_running("eval", "--model-dir", model_dir, "--follow", "--poll", "0.5") \
+                as follower:
+            out, err = trainer.communicate(timeout=900)
+            follower_out, follower_err = follower.communicate(timeout=600)
+    assert trainer.returncode == 0 and follower.returncode == 0, \
+        out + err + follower_out + follower_err
+    assert "--patience counts the evaluations recorded in eval/metrics.json" in err
+    stopped = json.loads((model_dir / "manifest.json").read_text())["stopped_early"]
+    assert 12 <= stopped["step"] < 300 and stopped["evaluations_since"] >= 3, stopped
+    assert f"stopping early at step {stopped['step']}: AP has not improved for " in err
+    assert f"training stopped early at step {stopped['step']} (" in follower_out
+    evaluated = [e["step"] for e in json.loads(
+        (model_dir / "eval" / "metrics.json").read_text())["evaluations"]]
+    assert evaluated[:3] == [3, 6, 9] and evaluated[-1] == stopped["step"] >= evaluated[3]
+
+    code, out, err = run_odapi(*train, "--patience", "3")
+    assert code == 0, out + err
+    assert f"from step {stopped['step']}: stopped early: AP has not improved" in err
+    assert "nothing to do" in err
+
+
 def test_eval_reports_coco_metrics_and_per_class_ap(trained_run, tmp_path):
     model_dir = fresh_copy(trained_run.model_dir, tmp_path)
     shutil.rmtree(model_dir / "eval")  # as if trained without --eval-every
     # every checkpoint's step is evaluated once; a second run finds nothing new
+    (model_dir / "report.html").unlink()
     code, out, err = run_odapi("eval", "--model-dir", model_dir)
     assert code == 0, out + err
+    assert f"report: {model_dir / 'report.html'}" in out and (model_dir / "report.html").exists()
     code, out, err = run_odapi("eval", "--model-dir", model_dir)
     assert code == 0 and "nothing new to evaluate" in out
     metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
@@ -146,8 +231,9 @@ def test_eval_reports_coco_metrics_and_per_class_ap(trained_run, tmp_path):
     code, out, err = run_odapi("eval", "--model-dir", model_dir, "--checkpoint",
                                list_checkpoints(model_dir)[0])
     assert code == 0, err
-    for name in ("AP ", "AP50", "ARmax100", "circle"):
+    for name in ("AP ", "AP50", "ARmax100", "circle", "best F1 "):
         assert name in out
+    assert f"PR and F1 curves: {model_dir / 'eval' / 'confusion_matrix.png'}, " in out
 
 
 def test_fine_tuning_with_another_class_count_restores_the_backbone(trained_run, records,
@@ -334,6 +420,9 @@ def test_tensorboard_serves_the_runs_scalars(trained_run):
                 time.sleep(0.5)
         assert {"train", "eval"} <= set(tags)
         assert "total_loss" in tags["train"] and "AP" in tags["eval"]
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/data/plugin/pr_curves/tags") as response:
+            assert "pr_curve_iou50/circle/pr_curves" in json.loads(response.read())["eval"]
         # SIGTERM is what `docker compose stop` sends. (Not SIGINT: a test run started in the
         # background of a non-interactive shell inherits SIGINT ignored.)
         server.send_signal(signal.SIGTERM)

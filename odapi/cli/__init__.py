@@ -15,8 +15,8 @@ from odapi.quiet import quiet_tensorflow
 
 COMMANDS = (data.add_convert, data.add_inspect, data.add_demo_data, train.add_train,
             train.add_config, evaluate.add_eval, train.add_checkpoints,
-            evaluate.add_tensorboard, train.add_demo, deploy.add_export, deploy.add_predict,
-            doctor.add_doctor)
+            evaluate.add_tensorboard, evaluate.add_report, train.add_demo, deploy.add_export,
+            deploy.add_predict, doctor.add_doctor)
 BUG_REPORT = "this is a bug in odapi, please report it with the output of --verbose"
 
 

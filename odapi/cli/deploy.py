@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from odapi.cli.options import EXIT_FAILED, EXIT_OK, Shared, log, positive_int
+from odapi.cli.options import EXIT_FAILED, EXIT_OK, Shared, log, positive_int, score_threshold
 from odapi.quiet import quiet_model_garden
 from odapi.tflite import INT8_IO, QUANTIZATIONS
 
@@ -76,14 +76,17 @@ def add_predict(commands, shared: Shared) -> None:
         description="Detect objects in images, folders and globs with an `odapi export`. "
                     "Writes annotated images, detections.json (COCO results) and "
                     "detections.csv. With --ground-truth (any format `convert` reads) it also "
-                    "reports COCO AP and draws missed and false boxes in other colours.")
+                    "reports COCO AP, draws missed and false boxes in other colours, and "
+                    "writes the confusion matrix and PR and F1 curves.")
     p.add_argument("--model", type=Path, required=True,
                    help="an `odapi export` folder (its SavedModel) or one of its models "
                         "(.tflite, .onnx)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="minimum score to draw and list a detection (default: 0.5)")
+    p.add_argument("--threshold", type=score_threshold, default=0.5,
+                   help="minimum score to draw and list a detection (default: 0.5); 'best': "
+                        "per class, the score with the best F1 in the exported checkpoint's "
+                        "evaluation")
     p.add_argument("--max-detections", type=positive_int, default=100, metavar="N")
     p.add_argument("--batch-size", type=positive_int, default=8, metavar="N")
     p.add_argument("--ground-truth", type=Path, metavar="ANNOTATIONS",
@@ -99,10 +102,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     report = predict(args.model, args.inputs, args.out, threshold=args.threshold,
                      max_detections=args.max_detections, batch_size=args.batch_size,
                      ground_truth=args.ground_truth, progress=not args.quiet, log=log)
-    print(f"{report.images} image(s), {report.detections} detection(s) scored >= "
-          f"{args.threshold}; wrote {report.out}/images/, detections.json, detections.csv")
+    scores = report.thresholds.describe(report.class_names)
+    print(f"{report.images} image(s), {report.detections} detection(s) scored >= {scores}; "
+          f"wrote {report.out}/images/, detections.json, detections.csv")
     if report.unreadable:
         print(f"{len(report.unreadable)} input(s) could not be read (listed above)")
     if report.metrics is not None:
         print(metrics_table(report.metrics, report.per_class))
+        print(f"confusion matrix, PR and F1 curves: {', '.join(report.figures)}")
     return EXIT_OK if report.images else EXIT_FAILED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from odapi.cli.options import EXIT_OK, EXIT_USAGE, Shared, positive_int
 from odapi.errors import OdapiError
@@ -14,7 +15,8 @@ def add_eval(commands, shared: Shared) -> None:
         "eval", parents=[shared.common, shared.model_dir, shared.supervised],
         help="COCO AP/AR with per-class AP for a run's checkpoints",
         description="Evaluate the latest checkpoint of a run on its validation records (or "
-                    "--val-data), writing TensorBoard summaries and eval/metrics.json. With "
+                    "--val-data), writing TensorBoard summaries, eval/metrics.json and the "
+                    "confusion matrix and PR and F1 curves (PNG and JSON) beside it. With "
                     "--follow, wait for and evaluate each new checkpoint, and exit 0 after the "
                     "final one.")
     p.add_argument("--follow", action="store_true",
@@ -38,7 +40,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     def show(result) -> None:
         print(f"step {result.step} ({result.checkpoint}; results in {result.metrics_file})"
               + ("  best so far" if result.is_best else ""))
-        print(metrics_table(result.metrics, result.per_class), flush=True)
+        print(metrics_table(result.metrics, result.per_class))
+        print(f"best F1 {result.thresholds['F1']:.3f} at score {result.thresholds['score']:.2f}"
+              f" (predict --threshold best); confusion matrix, PR and F1 curves, worst "
+              f"images: {', '.join(result.figures)}", flush=True)
 
     if args.follow and args.checkpoint:
         raise OdapiError("--follow evaluates each new checkpoint until the run's last, "
@@ -49,6 +54,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not results:
         print("nothing new to evaluate: every checkpoint's step already has results under "
               f"{args.model_dir}")
+    elif not args.val_data:  # the run's own evaluation: the report shows it
+        from odapi.run_report import write_report
+
+        print(f"report: {write_report(args.model_dir)}")
+    return EXIT_OK
+
+
+def add_report(commands, shared: Shared) -> None:
+    p = commands.add_parser(
+        "report", parents=[shared.common, shared.model_dir],
+        help="one HTML page about a run (also written at the end of training)",
+        description="Write the run's report: config, dataset, loss and AP curves, per-class "
+                    "table, confusion matrix, PR and F1 curves and worst images, in one HTML "
+                    "file with its pictures inside (open it from disk; no server).")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE",
+                   help="where to write it (default: MODEL_DIR/report.html)")
+    p.set_defaults(run=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from odapi.run_report import write_report
+
+    print(f"wrote {write_report(args.model_dir, args.out)}")
     return EXIT_OK
 
 

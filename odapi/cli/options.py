@@ -22,6 +22,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def score_threshold(text: str) -> float | str:
+    """A score from 0 to 1, or `best`: the export's evaluation's best-F1 thresholds."""
+    if text == "best":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a score from 0 to 1 or 'best', not "
+                                         f"{text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -77,6 +77,9 @@ def add_train(commands, shared: Shared) -> None:
                         "model dir)")
     p.add_argument("--eval-every", type=positive_int, metavar="N",
                    help="evaluate on the validation records every N steps, in this process")
+    p.add_argument("--patience", type=positive_int, metavar="N",
+                   help="stop when AP has not improved for N evaluations (--eval-every's, or "
+                        "those of `odapi eval --follow` beside training); best/ keeps the best")
     p.add_argument("--check", action="store_true",
                    help="resolve the config and print it; train nothing")
     p.add_argument("--ready-file", type=Path, metavar="FILE",
@@ -96,7 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_data=args.train_data, val_data=args.val_data, label_map=args.label_map,
         length=Length(steps=args.steps, epochs=args.epochs), sets=args.set,
         init_checkpoint=args.init_checkpoint, from_scratch=args.from_scratch,
-        eval_every=args.eval_every, sample_1_of_n_eval=args.sample_1_of_n_eval_examples)
+        eval_every=args.eval_every, patience=args.patience,
+        sample_1_of_n_eval=args.sample_1_of_n_eval_examples)
     if args.check:
         import yaml
 

@@ -74,6 +74,7 @@ class RunConfig:
     label_map_path: Path
     init_checkpoint: str | None = None
     eval_every: int | None = None
+    patience: int | None = None  # stop after this many evaluations without a better AP
     explicit_keys: set[str] = field(default_factory=set)  # keys the user set, dotted
     eval_sample_every: int = 1  # evaluate every Nth validation example
     eval_sample_limit: int | None = None  # and at most this many
@@ -100,6 +101,7 @@ class RunConfig:
             "label_map": str(self.label_map_path),
             "init_checkpoint": self.init_checkpoint,
             "eval_every": self.eval_every,
+            "patience": self.patience,
             "params": self.params.as_dict(),
         }
         if self.length:

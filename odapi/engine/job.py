@@ -52,6 +52,7 @@ class TrainRequest:
     init_checkpoint: str | None = None  # a path, a published name (zoo.py), or "coco"
     from_scratch: bool = False
     eval_every: int | None = None
+    patience: int | None = None  # evaluations without a better AP before training stops
     eval_at_end: bool = False  # one evaluation, after the last step (the demo's)
     sample_1_of_n_eval: int | None = None
 
@@ -79,6 +80,11 @@ def plan(request: TrainRequest, log: Callable[[str], None] = print,
                   sample_1_of_n_eval=request.sample_1_of_n_eval)
     if request.from_scratch:
         run.init_checkpoint = None
+    run.patience = request.patience
+    if run.patience and not run.eval_every:
+        log("note: --patience counts the evaluations recorded in eval/metrics.json: run "
+            "`odapi eval --follow` beside training (as the compose stack does) or add "
+            "--eval-every")
     if request.eval_at_end and not run.eval_every:
         run.eval_every = run.train_steps
     if chosen:
@@ -101,8 +107,26 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
         log(f"evaluating {subset.examples} of {subset.total} validation examples (1 in "
             f"{subset.every}{f', at most {subset.limit}' if subset.limit else ''}): "
             f"{subset.path}")
-    return train(run, request.model_dir, progress=progress, verbose=verbose,
-                 on_started=on_started)
+    result = train(run, request.model_dir, progress=progress, verbose=verbose,
+                   on_started=on_started)
+    result.report = _write_report(Path(request.model_dir), log)
+    return result
+
+
+def _write_report(model_dir: Path, log: Callable[[str], None]) -> Path | None:
+    """The run's report.html. Training has succeeded by now: a report that cannot be written
+    is said, not raised (a trainer that failed here would be restarted, and fail again)."""
+    from odapi.engine.train import is_chief
+    from odapi.run_report import write_report
+
+    if not is_chief():
+        return None
+    try:
+        return write_report(model_dir)
+    except Exception as e:
+        log(f"the run's report could not be written ({type(e).__name__}: {e}); "
+            f"`odapi report --model-dir {model_dir}` tries again")
+        return None
 
 
 def _choose(request: TrainRequest, demo: bool) -> tuple[str, str | None, Length]:

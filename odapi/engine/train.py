@@ -47,6 +47,8 @@ class TrainResult:
     best: dict | None = None  # from eval/metrics.json
     init: InitReport | None = None
     interrupted: bool = False
+    stopped_early: dict | None = None  # why, when --patience ended training
+    report: Path | None = None  # report.html, once written
 
 
 def train(run: RunConfig, model_dir: Path, progress: bool = True, verbose: bool = False,
@@ -127,6 +129,9 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
 def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict]:
     """Pre-flight (before anything is written), then the manifest's new session."""
     preflight.check_writable(model_dir)
+    if run.patience and os.environ.get("TF_CONFIG"):
+        raise OdapiError("--patience is not supported with several workers (TF_CONFIG): "
+                         "every worker must stop at the same step; train without it")
     if run.eval_subset is None:  # the sample the config asks for (job.py writes it first)
         use_eval_subset(run, model_dir)
     previous = read_manifest(model_dir)
@@ -155,6 +160,7 @@ def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict
         "label_map": {"source": str(run.label_map_path), "copy": "label_map.pbtxt"},
         "status": "running",
     })
+    manifest.pop("stopped_early", None)  # an earlier session's: this one may train on
     session = {"started": now(), "start_step": None, "end_step": None}
     manifest["sessions"].append(session)
     if is_chief():  # with several workers, one writes the run's files
@@ -176,6 +182,7 @@ class _Training:
         self.manifest, self.session = manifest, session
         self.bar = self.trainer = self.runner = self.evaluator = None
         self.failure: str | None = None
+        self.nothing_to_do = ""  # why, when the run is already done
         self.started = time.monotonic()
         self.result = TrainResult(model_dir, 0, 0, run.train_steps, 0.0)
 
@@ -189,16 +196,35 @@ class _Training:
             return None
         latest = latest_checkpoint(self.model_dir)
         step = checkpoint_step(latest) if latest else None
-        if step is None or step < self.run.train_steps:
+        if step is None:
             return None
+        if step < self.run.train_steps:
+            return step if self._out_of_patience(step) else None
         if self.run.eval_every and step not in MetricsStore(self.model_dir).evaluated_steps():
             return None  # killed between its last save and its evaluation: loop() evaluates
+        self.nothing_to_do = f"trained to its last step ({self.run.train_steps}) already"
         return step
 
     def record_nothing_to_do(self, step: int) -> None:
         self.session["start_step"] = self.result.start_step = self.result.end_step = step
-        print(f"resuming {self.model_dir} from step {step}: trained to its last step "
-              f"({self.run.train_steps}) already; nothing to do", file=sys.stderr)
+        print(f"resuming {self.model_dir} from step {step}: {self.nothing_to_do}; nothing to "
+              "do", file=sys.stderr)
+
+    def _out_of_patience(self, step: int) -> bool:
+        """Whether --patience evaluations came after the best (in this process or the eval
+        service's: both record in eval/metrics.json); never before a first evaluation."""
+        if not self.run.patience:
+            return False
+        since, best = MetricsStore(self.model_dir).since_best()
+        if since < self.run.patience:
+            return False
+        reason = (f"AP has not improved for {since} evaluations since step {best['step']} "
+                  f"(AP {best['AP']:.3f}, kept in best/; --patience {self.run.patience})")
+        self.result.stopped_early = {"step": step, "best_step": best["step"],
+                                     "best_AP": best["AP"], "evaluations_since": since,
+                                     "patience": self.run.patience, "reason": reason}
+        self.nothing_to_do = f"stopped early: {reason}"
+        return True
 
     def build(self, progress: bool) -> None:
         """The trainer, restored from the latest checkpoint, or the init checkpoint's parts."""
@@ -238,14 +264,24 @@ class _Training:
         if self.evaluator and step and (step % run.eval_every == 0 or step >= run.train_steps):
             self._evaluate(step, restore=True)  # a session killed between save and eval
         while step < run.train_steps:
-            target = run.train_steps
-            if self.evaluator:
-                target = min(target, (step // run.eval_every + 1) * run.eval_every)
-            with self.strategy.scope():
-                self.runner.controller.train(steps=target)  # saves a checkpoint at the end
+            if self._out_of_patience(step):
+                self.bar.write(f"stopping early at step {step}: "
+                               f"{self.result.stopped_early['reason']}")
+                break
+            with self.strategy.scope():  # saves a checkpoint at the end
+                self.runner.controller.train(steps=self._next_pause(step))
             step = int(self.trainer.global_step.numpy())
             if self.evaluator:
                 self._evaluate(step, restore=False)
+
+    def _next_pause(self, step: int) -> int:
+        """Where the next loop ends: the next evaluation's step, or with --patience and the
+        evaluations made elsewhere, the next checkpoint's (to look at their results)."""
+        every = self.run.eval_every if self.evaluator else \
+            int(self.run.params.trainer.checkpoint_interval) if self.run.patience else None
+        if not every:
+            return self.run.train_steps
+        return min(self.run.train_steps, (step // every + 1) * every)
 
     def _evaluate(self, step: int, restore: bool) -> None:
         evaluation = self.evaluator.evaluate(
@@ -272,14 +308,19 @@ class _Training:
             result.end_step = int(self.trainer.global_step.numpy())
         result.seconds = time.monotonic() - self.started
         result.best = MetricsStore(self.model_dir).best()
+        early = result.stopped_early and not self.failure and not result.interrupted
         status = "failed" if self.failure else "interrupted" if result.interrupted \
-            else "finished"
+            else "stopped_early" if early else "finished"
         self.session.update(ended=now(), end_step=result.end_step, status=status)
         manifest["status"] = "failed" if self.failure else \
-            "finished" if result.end_step >= self.run.train_steps else "stopped"
-        manifest.pop("error", None)
+            "finished" if result.end_step >= self.run.train_steps else \
+            "stopped_early" if early else "stopped"
+        for key in ("error", "stopped_early"):
+            manifest.pop(key, None)
         if self.failure:
             manifest["error"] = self.failure
+        if early:
+            manifest["stopped_early"] = result.stopped_early
         previous = manifest.get("final") or {}  # a session that trained or evaluated nothing
         result.losses = result.losses or previous.get("losses") or {}  # keeps the run's last
         manifest["final"] = {"step": result.end_step, "losses": result.losses,
@@ -312,7 +353,8 @@ def summary_table(result: TrainResult) -> str:
     steps = result.end_step - result.start_step
     rows = [
         ["steps", f"{result.start_step} -> {result.end_step} of {result.train_steps}"
-         + ("  (interrupted; run the same command to resume)" if result.interrupted else "")],
+         + ("  (interrupted; run the same command to resume)" if result.interrupted else "")
+         + ("  (stopped early)" if result.stopped_early else "")],
         ["time", f"{result.seconds / 60:.1f} min"
          + (f"  ({steps / result.seconds:.2f} steps/s)" if result.seconds and steps else "")],
     ]
@@ -325,4 +367,6 @@ def summary_table(result: TrainResult) -> str:
         rows.append(["best AP", f"{result.best['AP']:.3f} at step {result.best['step']}"])
         rows.append(["best checkpoint", result.best["checkpoint"]])
     rows.append(["model dir", str(result.model_dir)])
+    if result.report:
+        rows.append(["report", str(result.report)])
     return tabulate(rows, tablefmt="simple_outline")

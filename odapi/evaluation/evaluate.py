@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import math
 import time
 from collections.abc import Callable
@@ -19,12 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from odapi.atomic import atomic_write_bytes, atomic_write_text, replace_folder
 from odapi.data.boxes import in_original_image
 from odapi.data.examples import DetectionExample, from_tf_example
 from odapi.data.records import read_records, record_files
 from odapi.errors import OdapiError
-from odapi.evaluation.coco import PerClassCOCOEvaluator
-from odapi.evaluation.pictures import Detections, side_by_side
+from odapi.evaluation.coco import COCOResult, PerClassCOCOEvaluator
+from odapi.evaluation.curves import pr_curve_summaries
+from odapi.evaluation.figures import confusion_png, curves_png, png_to_array
+from odapi.evaluation.pictures import Detections, errors_picture, side_by_side
 from odapi.labelmap import LabelMap
 from odapi.model_dir.checkpoints import (
     checkpoint_step,
@@ -36,6 +40,10 @@ from odapi.model_dir.manifest import load_run, now, read_manifest
 from odapi.model_dir.metrics import EVAL_DIR, MetricsStore
 
 PICTURES = 4  # fixed validation images shown in TensorBoard
+WORST = 6  # validation images with the most errors, in TensorBoard and eval/worst/
+CONFUSION = "confusion_matrix"  # eval/confusion_matrix.png and .json
+CURVES = "pr_f1_curves"  # eval/pr_f1_curves.png and .json
+WORST_DIR = "worst"  # eval/worst/: the worst images and worst.json
 
 
 @dataclass
@@ -47,6 +55,8 @@ class EvalResult:
     is_best: bool = False
     checkpoint: str | None = None
     metrics_file: str | None = None
+    thresholds: dict | None = None  # score with the best F1, overall and per class
+    figures: list[str] | None = None  # PNG files of the confusion matrix and curves
 
 
 class Evaluator:
@@ -110,11 +120,10 @@ class Evaluator:
 
     def _evaluate(self, step: int, checkpoint: str | None, pinned: str | None,
                   restore: bool) -> EvalResult:
-        import tensorflow as tf
-
         if pinned and restore:
             self.restore(pinned)
         coco = PerClassCOCOEvaluator(
+            self.label_map.names_by_id,
             max_detections=self.params.task.max_num_eval_detections
             if hasattr(self.params.task, "max_num_eval_detections") else 100)
         losses: dict[str, list[float]] = {}
@@ -128,12 +137,31 @@ class Evaluator:
             self._collect_pictures(groundtruths, predictions, pictures)
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it indexes
             metrics = coco.result()
+        result = coco.coco_result
         names = self.label_map.names_by_id
-        per_class = {names.get(i, str(i)): v for i, v in sorted(coco.per_class.items())}
+        per_class = {names.get(i, str(i)): v for i, v in sorted(result.per_class.items())}
         mean_losses = {k: float(np.mean(v)) for k, v in losses.items()}
+        figures = {CONFUSION: (confusion_png(result.confusion), result.confusion.as_dict()),
+                   CURVES: (curves_png(result.curves), result.curves.as_dict())}
+        worst = self._worst_pictures(result.confusion)
+        self._summarize(step, {**metrics, **mean_losses}, per_class, pictures, result,
+                        figures, worst)
+        thresholds = result.curves.thresholds_summary()
+        entry = {"step": step, "checkpoint": checkpoint, "time": now(), "metrics": metrics,
+                 "per_class": per_class, "losses": mean_losses, "thresholds": thresholds}
+        is_best = self.store.add(entry, pinned)
+        return EvalResult(step, metrics, per_class, mean_losses, is_best, checkpoint,
+                          str(self.store.path), thresholds,
+                          self._write_figures(step, figures, worst))
+
+    def _summarize(self, step: int, scalars: dict[str, float],
+                   per_class: dict[str, dict[str, float]], pictures: dict[str, Detections],
+                   result: COCOResult, figures: dict[str, tuple[bytes, dict]],
+                   worst: list[tuple[str, str, np.ndarray]]) -> None:
+        import tensorflow as tf
 
         with self.writer.as_default(step=step):
-            for name, value in {**metrics, **mean_losses}.items():
+            for name, value in scalars.items():
                 tf.summary.scalar(name, value)
             for name, values in per_class.items():
                 tf.summary.scalar(f"AP_per_class/{name}", values["AP"])
@@ -144,12 +172,61 @@ class Evaluator:
                 picture = side_by_side(example, detections, self.label_map)
                 tf.summary.image(f"ground_truth_vs_detections/{example.filename}",
                                  picture[None], max_outputs=1)
+            for name, (png, _) in figures.items():
+                tf.summary.image(name, png_to_array(png)[None])
+            for rank, (filename, errors, picture) in enumerate(worst, start=1):
+                tf.summary.image(f"worst_images/{rank}", picture[None],
+                                 description=f"{filename}: {errors}")
+            for summary in pr_curve_summaries(result.curves):
+                tf.summary.experimental.write_raw_pb(summary, step=step)
         self.writer.flush()
-        entry = {"step": step, "checkpoint": checkpoint, "time": now(), "metrics": metrics,
-                 "per_class": per_class, "losses": mean_losses}
-        is_best = self.store.add(entry, pinned)
-        return EvalResult(step, metrics, per_class, mean_losses, is_best, checkpoint,
-                          str(self.store.path))
+
+    def _write_figures(self, step: int, figures: dict[str, tuple[bytes, dict]],
+                       worst: list[tuple[str, str, np.ndarray]]) -> list[str]:
+        """The latest evaluation's confusion matrix and curves (PNG and JSON) and its worst
+        images (JPEG, in worst/), in eval/."""
+        from PIL import Image
+
+        folder = self.store.path.parent
+        written = []
+        for name, (png, numbers) in figures.items():
+            atomic_write_bytes(folder / f"{name}.png", png)
+            atomic_write_text(folder / f"{name}.json", json.dumps({"step": step, **numbers}))
+            written.append(str(folder / f"{name}.png"))
+
+        def write_worst(new: Path) -> None:
+            listing = []
+            for rank, (filename, errors, picture) in enumerate(worst, start=1):
+                name = f"{rank:02d}-{Path(filename).stem}.jpg"
+                Image.fromarray(picture).save(new / name, quality=90)
+                listing.append({"file": name, "image": filename, "errors": errors})
+            (new / "worst.json").write_text(json.dumps({"step": step, "images": listing}))
+
+        replace_folder(folder / WORST_DIR, write_worst)
+        written.append(str(folder / WORST_DIR))
+        return written
+
+    def _worst_pictures(self, confusion) -> list[tuple[str, str, np.ndarray]]:
+        """(file name, its errors in words, the picture) of the validation images with the
+        most errors at the best-F1 thresholds, read back from the validation records."""
+        wanted = confusion.worst(WORST)
+        found: dict[int, DetectionExample] = {}
+        for serialized in read_records(record_files(self.params.task.validation_data.input_path)):
+            if len(found) == len(wanted):
+                break
+            example = from_tf_example(serialized)
+            if example.source_id.isdigit() and int(example.source_id) in wanted:
+                found[int(example.source_id)] = example
+        pictures = []
+        for image_id in wanted:
+            if image_id not in found:
+                continue
+            example, verdict = found[image_id], confusion.verdicts[image_id]
+            errors = (f"{len(verdict.missed)} missed, {len(verdict.false)} false, "
+                      f"{len(verdict.confused)} of the wrong class")
+            pictures.append((example.filename, errors, errors_picture(
+                example.encoded, example.width, example.height, verdict, self.label_map)))
+        return pictures
 
     def _collect_pictures(self, groundtruths, predictions, pictures) -> None:
         ids = [s.decode() if isinstance(s, bytes) else str(s)
@@ -248,6 +325,11 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
             if not follow:
                 return results
             final = int(manifest["config"]["params"]["trainer"]["train_steps"])
+            stopped = manifest.get("stopped_early")
+            if stopped and stopped["step"] in evaluator.store.evaluated_steps():
+                say(f"training stopped early at step {stopped['step']} ({stopped['reason']}); "
+                    "evaluation ends with it")
+                return results
             if final in evaluator.store.evaluated_steps():
                 return results
             if manifest.get("status") == "failed":

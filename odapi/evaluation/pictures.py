@@ -1,4 +1,5 @@
-"""Image summaries: ground truth and detections side by side on a few fixed validation images."""
+"""Image summaries: ground truth and detections side by side on a few fixed validation images,
+and the images a model gets most wrong with its errors marked."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 from PIL import Image
 
 from odapi.data.examples import DetectionExample
+from odapi.evaluation.confusion import ImageVerdict
 from odapi.labelmap import LabelMap
-from odapi.visualize import draw_boxes
+from odapi.visualize import FALSE_COLOR, MISSED_COLOR, class_color, draw_boxes
 
 SCORE_THRESHOLD = 0.3
 MAX_SIDE = 480
@@ -23,13 +25,52 @@ class Detections:
     scores: np.ndarray  # [N]
 
 
-def side_by_side(example: DetectionExample, detections: Detections,
-                 label_map: LabelMap) -> np.ndarray:
-    """An RGB array: the image with its ground truth (left) and with detections (right)."""
-    image = Image.open(io.BytesIO(example.encoded)).convert("RGB")
+def _decoded(encoded: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(encoded)).convert("RGB")
     scale = MAX_SIDE / max(image.size)
     if scale < 1:
         image = image.resize((round(image.width * scale), round(image.height * scale)))
+    return image
+
+
+def errors_picture(encoded: bytes, width: int, height: int, verdict: ImageVerdict,
+                   label_map: LabelMap) -> np.ndarray:
+    """An RGB array of the image (`width` x `height` in the boxes' pixels) with what the
+    model found in class colours, false and wrong-class detections in red and missed objects
+    in white."""
+    names = label_map.names_by_id
+    name = lambda annotation: names.get(annotation["category_id"],  # noqa: E731
+                                        str(annotation["category_id"]))
+    boxes, labels, classes, scores, colors = [], [], [], [], []
+
+    def add(annotation: dict, label: str, color, score: float | None = None) -> None:
+        x, y, w, h = annotation["bbox"]
+        boxes.append((x / width, y / height, (x + w) / width, (y + h) / height))
+        labels.append(label)
+        classes.append(int(annotation["category_id"]))
+        scores.append(score)
+        colors.append(color)
+
+    confused = set(verdict.confused)
+    for d, detection in enumerate(verdict.found):
+        score = float(detection["score"])
+        if d in confused:
+            truth = name(verdict.truth[verdict.pairs[d]])
+            add(detection, f"{name(detection)} {score:.2f}, is {truth}", FALSE_COLOR)
+        elif d in verdict.pairs:
+            add(detection, name(detection), class_color(int(detection["category_id"])), score)
+        else:
+            add(detection, f"false {name(detection)}", FALSE_COLOR, score)
+    for t in verdict.missed:
+        add(verdict.truth[t], f"missed {name(verdict.truth[t])}", MISSED_COLOR)
+    return np.asarray(draw_boxes(_decoded(encoded), boxes, labels, classes, scores=scores,
+                                 colors=colors))
+
+
+def side_by_side(example: DetectionExample, detections: Detections,
+                 label_map: LabelMap) -> np.ndarray:
+    """An RGB array: the image with its ground truth (left) and with detections (right)."""
+    image = _decoded(example.encoded)
     names = label_map.names_by_id
     truth = draw_boxes(image, [(b.xmin, b.ymin, b.xmax, b.ymax) for b in example.boxes],
                        [names.get(b.class_id, str(b.class_id)) for b in example.boxes],

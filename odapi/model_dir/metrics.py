@@ -7,11 +7,10 @@ checkpoint is copied to `best/` so that training's checkpoint retention cannot d
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-from odapi.atomic import PrivateFolder, atomic_write_text, exclusive
+from odapi.atomic import atomic_write_text, exclusive, replace_folder
 
 EVAL_DIR = "eval"
 METRICS_FILE = "metrics.json"
@@ -39,6 +38,24 @@ class MetricsStore:
     def best(self) -> dict | None:
         return self.load().get("best")
 
+    def since_best(self) -> tuple[int, dict | None]:
+        """How many evaluations came after the best one (by AP), and the best: what early
+        stopping (`train --patience`) counts."""
+        data = self.load()
+        best = data.get("best")
+        if best is None:
+            return 0, None
+        return sum(int(e["step"]) > int(best["step"]) for e in data["evaluations"]), best
+
+    def summary_of(self, step: int | None) -> dict | None:
+        """The evaluation of `step` as `best` summarises one: AP, AP50, best-F1 thresholds."""
+        for entry in self.load()["evaluations"]:
+            if int(entry["step"]) == step:
+                return {"step": step, "AP": entry["metrics"]["AP"],
+                        "AP50": entry["metrics"]["AP50"], "checkpoint": entry["checkpoint"],
+                        "thresholds": entry.get("thresholds")}
+        return None
+
     def add(self, entry: dict, checkpoint: str | None) -> bool:
         """Record one evaluation; returns whether it is the new best (by AP).
 
@@ -57,7 +74,8 @@ class MetricsStore:
             if is_best:
                 copied = copy_checkpoint(checkpoint, self.model_dir / BEST_DIR)
                 data["best"] = {"step": entry["step"], "AP": entry["metrics"]["AP"],
-                                "AP50": entry["metrics"]["AP50"], "checkpoint": copied}
+                                "AP50": entry["metrics"]["AP50"], "checkpoint": copied,
+                                "thresholds": entry.get("thresholds")}
             atomic_write_text(self.path, json.dumps(data, indent=2))
             return is_best
 
@@ -65,21 +83,18 @@ class MetricsStore:
 def copy_checkpoint(prefix: str, folder: Path) -> str:
     """Copy a checkpoint into `folder`, replacing what was there in one rename.
 
-    The copy is made in this process's own staging folder (atomic.PrivateFolder), which also
-    takes the replaced checkpoint away: a second writer (the eval service beside
-    `train --eval-every`) never works in the same folder, and a killed one leaves nothing
-    that the next copy does not remove.
+    The copy is made in this process's own staging folder (atomic.replace_folder): a second
+    writer (the eval service beside `train --eval-every`) never works in the same folder, and
+    a killed one leaves nothing that the next copy does not remove.
     """
     prefix_path = Path(prefix)
-    with PrivateFolder(folder.parent, f".{folder.name}.partial-") as staging:
-        new = staging / "new"
-        new.mkdir()
+
+    def write(new: Path) -> None:
         for source in prefix_path.parent.glob(prefix_path.name + ".*"):
             shutil.copy2(source, new / source.name)
         (new / "checkpoint").write_text(
             f'model_checkpoint_path: "{prefix_path.name}"\n'
             f'all_model_checkpoint_paths: "{prefix_path.name}"\n')
-        if folder.exists():
-            os.replace(folder, staging / "old")
-        os.replace(new, folder)
+
+    replace_folder(folder, write)
     return str(folder / prefix_path.name)
