@@ -65,7 +65,7 @@ def check_images(params, count: int | None) -> tuple[list[CheckImage], str]:
 
 
 def _ground_truth(images: list[CheckImage]) -> tuple[list[dict], list[dict]]:
-    from odapi.evaluation.coco import coco_bbox
+    from odapi.data.boxes import coco_bbox
 
     coco_images, annotations = [], []
     for image_id, image in enumerate(images, start=1):
@@ -82,7 +82,8 @@ def _ground_truth(images: list[CheckImage]) -> tuple[list[dict], list[dict]]:
 def measure(detector, path: Path, images: list[CheckImage], runtime: str, precision: str,
             category_ids: list[int], reference: bool = False) -> Measurement:
     """One model on every check image, one at a time, the first call not timed."""
-    from odapi.evaluation.coco import coco_bbox, evaluate_detections
+    from odapi.data.boxes import coco_bbox
+    from odapi.evaluation.coco import evaluate_detections
 
     results, seconds = [], []
     detector([images[0].pixels])  # warm-up: first calls trace, allocate, pick kernels

@@ -20,17 +20,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from odapi.atomic import atomic_write_bytes, atomic_write_text
-from odapi.data.boxes import iou
+from odapi.atomic import atomic_write_text
+from odapi.data.boxes import coco_bbox
 from odapi.data.formats.locate import is_image
 from odapi.detectors import export_folder, load_detector, read_manifest
 from odapi.errors import OdapiError
+from odapi.evaluation.confusion import judge_image
 from odapi.evaluation.curves import ScoreThresholds
+from odapi.evaluation.pictures import draw_verdict
 from odapi.labelmap import LabelMap
 from odapi.progress import progress_bar
-from odapi.visualize import FALSE_COLOR, MISSED_COLOR, class_color, draw_boxes
-
-MATCH_IOU = 0.5
+from odapi.visualize import draw_boxes
 
 
 @dataclass
@@ -119,48 +119,30 @@ def score_thresholds(model: Path, threshold: float | str, label_map: LabelMap
                                                    found["per_class"].items() if name in ids})
 
 
-def _match(prediction: ImagePrediction, truth: list[tuple[int, np.ndarray]], keep: np.ndarray):
-    """Greedy matching at IoU 0.5, same class: (matched detection flags, missed truths)."""
-    matched = np.zeros(len(prediction.scores), bool)
-    used = set()
-    for i in np.argsort(-prediction.scores):
-        if not keep[i]:
-            continue
-        candidates = [(iou(prediction.boxes[i], box), j) for j, (cls, box) in enumerate(truth)
-                      if cls == prediction.classes[i] and j not in used]
-        best = max(candidates, default=(0.0, -1))
-        if best[0] >= MATCH_IOU:
-            matched[i] = True
-            used.add(best[1])
-    missed = [t for j, t in enumerate(truth) if j not in used]
-    return matched, missed
-
-
 def _draw(prediction: ImagePrediction, pixels: np.ndarray, label_map: LabelMap,
           thresholds: ScoreThresholds, truth: list[tuple[int, np.ndarray]] | None
           ) -> Image.Image:
+    """The detections kept; with ground truth, judged as evaluation judges them (worst
+    images): false and wrong-class ones in red, missed objects in white."""
     keep = thresholds.keep(prediction.classes, prediction.scores)
-    names = label_map.names_by_id
-    boxes = [(b[1], b[0], b[3], b[2]) for b in prediction.boxes[keep]]
-    classes = [int(c) for c in prediction.classes[keep]]
-    labels = [names.get(c, str(c)) for c in classes]
-    scores = [float(s) for s in prediction.scores[keep]]
-    colors = [class_color(c) for c in classes]
+    image = Image.fromarray(pixels)
     if truth is not None:
-        matched, missed = _match(prediction, truth, keep)
-        flags = matched[keep]
-        labels = [label if ok else f"false {label}" for label, ok in zip(labels, flags,
-                                                                         strict=True)]
-        colors = [color if ok else FALSE_COLOR for color, ok in zip(colors, flags,
-                                                                    strict=True)]
-        for cls, box in missed:
-            boxes.append((box[1], box[0], box[3], box[2]))
-            labels.append(f"missed {names.get(cls, cls)}")
-            classes.append(cls)
-            scores.append(None)
-            colors.append(MISSED_COLOR)
-    return draw_boxes(Image.fromarray(pixels), boxes, labels, classes, scores=scores,
-                      colors=colors)
+        size = (prediction.width, prediction.height)
+        found = [{"category_id": int(c), "score": float(s), "bbox": _pixel_box(b, size)}
+                 for b, c, s in zip(prediction.boxes[keep], prediction.classes[keep],
+                                    prediction.scores[keep], strict=True)]
+        objects = [{"category_id": cls, "bbox": _pixel_box(box, size)} for cls, box in truth]
+        return draw_verdict(image, size, judge_image(objects, found), label_map)
+    names = label_map.names_by_id
+    classes = [int(c) for c in prediction.classes[keep]]
+    return draw_boxes(image, [(b[1], b[0], b[3], b[2]) for b in prediction.boxes[keep]],
+                      [names.get(c, str(c)) for c in classes], classes,
+                      scores=[float(s) for s in prediction.scores[keep]])
+
+
+def _pixel_box(box: np.ndarray, size: tuple[int, int]) -> list[float]:
+    """A normalized [ymin, xmin, ymax, xmax] box as COCO's pixel [x, y, width, height]."""
+    return coco_bbox(box, size[1], size[0])
 
 
 def predict(model: Path, inputs: Iterable[str | Path], out: Path,
@@ -240,19 +222,14 @@ def _write_lists(out: Path, coco_results: list[dict], rows: list[list]) -> None:
 
 def _write_evaluation(report: PredictReport, result, label_map: LabelMap) -> None:
     """AP, the confusion matrix at the thresholds used, and the PR and F1 curves."""
-    from odapi.evaluation.figures import confusion_png, curves_png
+    from odapi.evaluation.figures import render, write_figures
 
     report.metrics = result.metrics
     report.per_class = {label_map.names_by_id.get(i, str(i)): v
                         for i, v in result.per_class.items()}
     atomic_write_text(report.out / "metrics.json", json.dumps(
         {"metrics": report.metrics, "per_class": report.per_class}, indent=2))
-    for name, png, numbers in (
-            ("confusion_matrix", confusion_png(result.confusion), result.confusion.as_dict()),
-            ("pr_f1_curves", curves_png(result.curves), result.curves.as_dict())):
-        atomic_write_text(report.out / f"{name}.json", json.dumps(numbers))
-        atomic_write_bytes(report.out / f"{name}.png", png)
-        report.figures.append(str(report.out / f"{name}.png"))
+    report.figures = write_figures(report.out, render(result.confusion, result.curves))
 
 
 class _GroundTruth:
@@ -286,7 +263,7 @@ class _GroundTruth:
                  label_map: LabelMap, thresholds: ScoreThresholds):
         """COCO AP, curves and confusion matrix of the detections against the ground truth
         of the predicted images."""
-        from odapi.evaluation.coco import coco_bbox, evaluate_detections
+        from odapi.evaluation.coco import evaluate_detections
 
         images, annotations = [], []
         for prediction in predictions:

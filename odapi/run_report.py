@@ -13,10 +13,12 @@ import base64
 import html
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from odapi.atomic import atomic_write_text
 from odapi.errors import OdapiError
+from odapi.evaluation.figures import CONFUSION, CURVES, WORST
 from odapi.model_dir.manifest import read_manifest
 from odapi.model_dir.metrics import EVAL_DIR, MetricsStore
 
@@ -41,18 +43,22 @@ def write_report(model_dir: Path, out: Path | None = None) -> Path:
     manifest = read_manifest(model_dir)
     if manifest is None:
         raise OdapiError("no odapi run here (manifest.json is missing)", where=str(model_dir))
-    evaluations = MetricsStore(model_dir).load()["evaluations"]
-    latest = evaluations[-1] if evaluations else None
+    store = MetricsStore(model_dir)
+    evaluations = store.load()["evaluations"]
     eval_dir = model_dir / EVAL_DIR
+    curves = _read_json(eval_dir / f"{CURVES}.json")  # the latest evaluation's, mostly
+    shown = next((e for e in evaluations if e["step"] == curves.get("step")),
+                 evaluations[-1] if evaluations else None)
+    worst = _read_json(eval_dir / WORST / "worst.json")
     sections = [
-        ("run", "Run", _run(manifest)),
+        ("run", "Run", _run(manifest, store.best())),
         ("data", "Dataset", _dataset(manifest, model_dir)),
         ("curves", "Loss and AP", _curves(model_dir, evaluations)),
-        ("classes", "Per class" + _at(latest), _classes(latest, eval_dir)),
-        ("confusion", "Confusion matrix" + _at(latest),
-         _figure(eval_dir / "confusion_matrix.png")),
-        ("pr", "Precision-recall and F1" + _at(latest), _figure(eval_dir / "pr_f1_curves.png")),
-        ("worst", "Worst images" + _at(latest), _worst(eval_dir / "worst")),
+        ("classes", "Per class" + _at(shown), _classes(shown, curves)),
+        ("confusion", "Confusion matrix" + _at(_read_json(eval_dir / f"{CONFUSION}.json")),
+         _figure(eval_dir / f"{CONFUSION}.png")),
+        ("pr", "Precision-recall and F1" + _at(curves), _figure(eval_dir / f"{CURVES}.png")),
+        ("worst", "Worst images" + _at(worst), _worst(eval_dir / WORST, worst)),
     ]
     body = "".join(f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>'
                    for key, title, content in sections)
@@ -65,8 +71,27 @@ def write_report(model_dir: Path, out: Path | None = None) -> Path:
     return out
 
 
-def _at(evaluation: dict | None) -> str:
-    return f" (step {evaluation['step']})" if evaluation else ""
+def write_report_or_say(model_dir: Path, log: Callable[[str], None]) -> Path | None:
+    """write_report for the end of a command that has done its work: a report that cannot be
+    written is said, not raised (a trainer failing here would be restarted, and fail again)."""
+    try:
+        return write_report(model_dir)
+    except Exception as e:
+        log(f"the run's report could not be written ({type(e).__name__}: {e}); "
+            f"`odapi report --model-dir {model_dir}` tries again")
+        return None
+
+
+def _at(evaluated: dict | None) -> str:
+    """The step an evaluation, or a figure's numbers, are of."""
+    return f" (step {evaluated['step']})" if evaluated and "step" in evaluated else ""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _none_yet(what: str) -> str:
@@ -89,11 +114,10 @@ def _cell(value) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def _run(manifest: dict) -> str:
+def _run(manifest: dict, best: dict | None) -> str:
     config, final = manifest["config"], manifest.get("final") or {}
     params = config["params"]
-    best = final.get("best")
-    status = manifest.get("status", "")
+    status = manifest.get("status", "").replace("_", " ")
     if manifest.get("stopped_early"):
         status += f": {manifest['stopped_early']['reason']}"
     rows = [
@@ -183,13 +207,10 @@ def _curves_png(losses: dict[str, list[tuple[int, float]]], evaluations: list[di
     return buffer.getvalue()
 
 
-def _classes(evaluation: dict | None, eval_dir: Path) -> str:
+def _classes(evaluation: dict | None, curves: dict) -> str:
     if not evaluation:
         return _none_yet("evaluation")
-    try:
-        curves = json.loads((eval_dir / "pr_f1_curves.json").read_text())["per_class"]
-    except (OSError, ValueError, KeyError):
-        curves = {}
+    curves = curves.get("per_class", {}) if curves.get("step") == evaluation["step"] else {}
     rows = [[name, float(v["AP"]), float(v["AP50"]),
              curves.get(name, {}).get("objects", "?"),
              _number(curves.get(name, {}).get("best_f1")),
@@ -208,10 +229,9 @@ def _figure(path: Path) -> str:
     return _embed(path.read_bytes(), "image/png", path.stem.replace("_", " "))
 
 
-def _worst(folder: Path) -> str:
-    try:
-        listing = json.loads((folder / "worst.json").read_text())["images"]
-    except (OSError, ValueError, KeyError):
+def _worst(folder: Path, worst: dict) -> str:
+    listing = worst.get("images")
+    if listing is None:
         return _none_yet("evaluation")
     if not listing:
         return "<p>No validation image has an error at the best thresholds.</p>"

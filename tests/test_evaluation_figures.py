@@ -79,6 +79,25 @@ def test_pr_curves_average_to_pycocotools_ap_and_f1_finds_the_best_threshold():
     assert result.confusion.counts[1].tolist() == [0, 1, 0]
 
 
+def test_f1_counts_false_detections_scoring_below_a_true_one():
+    # two cats: found at 0.9, a false one at 0.6: above 0.6 precision 1, recall 1/2
+    truth = _truth((1, CAT, [10, 10, 40, 40]), (2, CAT, [10, 10, 40, 40]))
+    found = _found((1, CAT, [10, 10, 40, 40], 0.9), (2, CAT, [200, 200, 30, 30], 0.6))
+    cat = evaluate_detections(IMAGES, truth, found, NAMES).curves.classes[CAT]
+    at = {round(float(t), 2): i for i, t in enumerate(THRESHOLDS)}
+    assert (cat.precision[at[0.7]], cat.recall[at[0.7]]) == (1.0, 0.5)
+    assert (cat.precision[at[0.5]], cat.recall[at[0.5]]) == (0.5, 0.5)
+    assert cat.best_f1 == pytest.approx(2 / 3) and 0.6 < cat.best_threshold <= 0.9
+
+
+def test_a_box_also_reported_as_another_class_is_found_not_confused():
+    """Model Garden runs NMS per class: one box may come out as a cat and as a dog."""
+    truth = _truth((1, CAT, [10, 10, 40, 40]))
+    found = _found((1, DOG, [10, 10, 40, 40], 0.6), (1, CAT, [10, 10, 40, 40], 0.9))
+    matrix = evaluate_detections(IMAGES[:1], truth, found, NAMES, ScoreThresholds(0.5)).confusion
+    assert matrix.counts.tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]  # and a false dog
+
+
 def test_without_detections_every_object_is_missed():
     result = evaluate_detections(IMAGES, TRUTH, [], NAMES)
     assert result.metrics["AP"] == 0 and result.per_class[CAT]["AP"] == 0
@@ -104,7 +123,7 @@ def test_the_worst_images_show_what_was_missed_confused_and_found_falsely():
     buffer = io.BytesIO()
     Image.new("RGB", (300, 300), (90, 90, 90)).save(buffer, format="PNG")
     label_map = LabelMap.from_names(["cat", "dog"])
-    picture = errors_picture(buffer.getvalue(), 300, 300, verdict, label_map)
+    picture = errors_picture(buffer.getvalue(), verdict, label_map)
     assert picture.shape == (300, 300, 3)
     assert picture[120, 100].tolist() == [255, 255, 255]  # the missed dog's left edge, white
     assert picture[215, 200].tolist() == [255, 40, 40]  # the false cat, red

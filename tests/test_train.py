@@ -170,23 +170,23 @@ def test_patience_stops_a_run_whose_ap_plateaus_in_process_and_beside_eval_follo
     training stopped at. Run again, it has nothing to do."""
     model_dir = tmp_path / "model"
     train = ["train", "--config", "demo", "--data", records, "--model-dir", model_dir,
-             "--steps", "300", *TINY, *FROZEN]
-    code, out, err = run_odapi(*train, "--eval-every", "3", "--patience", "2")
+             "--steps", "100000", *TINY, *FROZEN]  # only patience ends it
+    code, out, err = run_odapi(*train, "--eval-every", "3", "--patience", "1")
     assert code == 0, out + err
-    assert "stopping early at step 9: AP has not improved for 2 evaluations since step 3 " \
-           "(AP 0.000, kept in best/; --patience 2)" in err, err
-    assert "0 -> 9 of 300  (stopped early)" in out
+    assert "stopping early at step 6: AP has not improved for 1 evaluation since step 3 " \
+           "(AP 0.000, kept in best/; --patience 1)" in err, err
+    assert "0 -> 6 of 100000  (stopped early)" in out
     metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
-    assert [e["step"] for e in metrics["evaluations"]] == [3, 6, 9]  # never before the first
+    assert [e["step"] for e in metrics["evaluations"]] == [3, 6]  # never before the first
     assert metrics["best"]["step"] == 3 and (model_dir / "best" / "ckpt-3.index").exists()
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["status"] == "stopped_early" and manifest["sessions"][-1]["status"] == \
         "stopped_early"
-    assert manifest["stopped_early"]["step"] == 9 and manifest["stopped_early"]["patience"] == 2
+    assert manifest["stopped_early"]["step"] == 6 and manifest["stopped_early"]["patience"] == 1
 
     # as the compose stack runs them: the eval service starts once training is under way
     ready = tmp_path / "ready"
-    with odapi_running(*train, "--patience", "3", "--ready-file", ready,
+    with odapi_running(*train, "--patience", "2", "--ready-file", ready,
                        "--set", "trainer.max_to_keep=2") as trainer:  # fewer to catch up on
         deadline = time.monotonic() + 300
         while not ready.exists():
@@ -201,14 +201,14 @@ def test_patience_stops_a_run_whose_ap_plateaus_in_process_and_beside_eval_follo
         out + err + follower_out + follower_err
     assert "--patience counts the evaluations recorded in eval/metrics.json" in err
     stopped = json.loads((model_dir / "manifest.json").read_text())["stopped_early"]
-    assert 12 <= stopped["step"] < 300 and stopped["evaluations_since"] >= 3, stopped
+    assert stopped["step"] >= 9 and stopped["evaluations_since"] >= 2, stopped
     assert f"stopping early at step {stopped['step']}: AP has not improved for " in err
     assert f"training stopped early at step {stopped['step']} (" in follower_out
     evaluated = [e["step"] for e in json.loads(
         (model_dir / "eval" / "metrics.json").read_text())["evaluations"]]
-    assert evaluated[:3] == [3, 6, 9] and evaluated[-1] == stopped["step"] >= evaluated[3]
+    assert evaluated[:2] == [3, 6] and evaluated[-1] == stopped["step"] >= evaluated[2]
 
-    code, out, err = run_odapi(*train, "--patience", "3")
+    code, out, err = run_odapi(*train, "--patience", "2")
     assert code == 0, out + err
     assert f"from step {stopped['step']}: stopped early: AP has not improved" in err
     assert "nothing to do" in err
@@ -222,6 +222,9 @@ def test_eval_reports_coco_metrics_and_per_class_ap(trained_run, tmp_path):
     code, out, err = run_odapi("eval", "--model-dir", model_dir)
     assert code == 0, out + err
     assert f"report: {model_dir / 'report.html'}" in out and (model_dir / "report.html").exists()
+    eval_dir = model_dir / "eval"
+    assert f"PR and F1 curves, worst images: {eval_dir / 'confusion_matrix.png'}, " \
+           f"{eval_dir / 'pr_f1_curves.png'}, {eval_dir / 'worst'}\n" in out
     code, out, err = run_odapi("eval", "--model-dir", model_dir)
     assert code == 0 and "nothing new to evaluate" in out
     metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
@@ -233,7 +236,9 @@ def test_eval_reports_coco_metrics_and_per_class_ap(trained_run, tmp_path):
     assert code == 0, err
     for name in ("AP ", "AP50", "ARmax100", "circle", "best F1 "):
         assert name in out
-    assert f"PR and F1 curves: {model_dir / 'eval' / 'confusion_matrix.png'}, " in out
+    # an earlier step evaluated after a later one leaves the later step's figures in place
+    assert "worst images: those in eval/ stay a later step's" in out
+    assert json.loads((eval_dir / "confusion_matrix.json").read_text())["step"] == steps[-1]
 
 
 def test_fine_tuning_with_another_class_count_restores_the_backbone(trained_run, records,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from odapi.cli.options import EXIT_OK, EXIT_USAGE, Shared, positive_int
+from odapi.cli.options import EXIT_OK, EXIT_USAGE, Shared, log, positive_int
 from odapi.errors import OdapiError
 from odapi.quiet import quiet_model_garden
 
@@ -41,9 +41,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"step {result.step} ({result.checkpoint}; results in {result.metrics_file})"
               + ("  best so far" if result.is_best else ""))
         print(metrics_table(result.metrics, result.per_class))
+        figures = ", ".join(result.figures) or "those in eval/ stay a later step's"
         print(f"best F1 {result.thresholds['F1']:.3f} at score {result.thresholds['score']:.2f}"
               f" (predict --threshold best); confusion matrix, PR and F1 curves, worst "
-              f"images: {', '.join(result.figures)}", flush=True)
+              f"images: {figures}", flush=True)
 
     if args.follow and args.checkpoint:
         raise OdapiError("--follow evaluates each new checkpoint until the run's last, "
@@ -55,9 +56,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("nothing new to evaluate: every checkpoint's step already has results under "
               f"{args.model_dir}")
     elif not args.val_data:  # the run's own evaluation: the report shows it
-        from odapi.run_report import write_report
+        from odapi.run_report import write_report_or_say
 
-        print(f"report: {write_report(args.model_dir)}")
+        report = write_report_or_say(args.model_dir, log)
+        if report:
+            print(f"report: {report}")
     return EXIT_OK
 
 

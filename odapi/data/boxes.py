@@ -20,6 +20,13 @@ def iou(a, b) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def coco_bbox(box, height: int, width: int) -> list[float]:
+    """A normalized [ymin, xmin, ymax, xmax] box as COCO's pixel [x, y, width, height]."""
+    ymin, xmin, ymax, xmax = (float(v) * side for v, side in
+                              zip(box, (height, width, height, width), strict=True))
+    return [xmin, ymin, xmax - xmin, ymax - ymin]
+
+
 def in_original_image(boxes, image_info):
     """Model Garden's detection boxes, in pixels of the resized model input, as [0, 1] of the
     original image, clipped: what the OD API returns. Batched (boxes [B, N, 4] ymin, xmin,

@@ -114,19 +114,11 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
 
 
 def _write_report(model_dir: Path, log: Callable[[str], None]) -> Path | None:
-    """The run's report.html. Training has succeeded by now: a report that cannot be written
-    is said, not raised (a trainer that failed here would be restarted, and fail again)."""
+    """The run's report.html, written by the one process that writes the run's files."""
     from odapi.engine.train import is_chief
-    from odapi.run_report import write_report
+    from odapi.run_report import write_report_or_say
 
-    if not is_chief():
-        return None
-    try:
-        return write_report(model_dir)
-    except Exception as e:
-        log(f"the run's report could not be written ({type(e).__name__}: {e}); "
-            f"`odapi report --model-dir {model_dir}` tries again")
-        return None
+    return write_report_or_say(model_dir, log) if is_chief() else None
 
 
 def _choose(request: TrainRequest, demo: bool) -> tuple[str, str | None, Length]:

@@ -218,7 +218,8 @@ class _Training:
         since, best = MetricsStore(self.model_dir).since_best()
         if since < self.run.patience:
             return False
-        reason = (f"AP has not improved for {since} evaluations since step {best['step']} "
+        reason = (f"AP has not improved for {since} evaluation{'s' * (since != 1)} since "
+                  f"step {best['step']} "
                   f"(AP {best['AP']:.3f}, kept in best/; --patience {self.run.patience})")
         self.result.stopped_early = {"step": step, "best_step": best["step"],
                                      "best_AP": best["AP"], "evaluations_since": since,

@@ -88,7 +88,8 @@ def coco_metrics(coco_gt, coco_dt, image_ids: list, names: dict[int, str],
                for name, value in zip(METRIC_NAMES, coco_eval.stats, strict=True)}
     curves = curves_from(coco_eval, names)
     confusion = confusion_matrix(coco_gt, coco_dt, image_ids, names,
-                                 thresholds or curves.best_thresholds())
+                                 thresholds or curves.best_thresholds(),
+                                 max_detections=max_detections)
     return COCOResult(metrics, per_class_ap(coco_eval), curves, confusion)
 
 
@@ -102,12 +103,6 @@ def _no_detections(coco_gt):
     with contextlib.redirect_stdout(io.StringIO()):
         empty.createIndex()
     return empty
-
-
-def coco_bbox(box, height: int, width: int) -> list[float]:
-    """A normalized [ymin, xmin, ymax, xmax] box as COCO's pixel [x, y, width, height]."""
-    ymin, xmin, ymax, xmax = (float(v) for v in np.asarray(box) * ([height, width] * 2))
-    return [xmin, ymin, xmax - xmin, ymax - ymin]
 
 
 def evaluate_detections(images: list[dict], annotations: list[dict], results: list[dict],

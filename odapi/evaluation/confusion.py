@@ -3,8 +3,12 @@ what it finds where nothing is.
 
 Rows are the true class, columns the detected class; the last row and column are background:
 a missed object counts in its class's row under background, a detection of nothing in the
-background row under its class. Detections and objects are paired whatever their classes, the
-highest IoU first (at least 0.5), so a detection of the wrong class lands off the diagonal.
+background row under its class. Detections pair with objects of their own class first, then
+what is left pairs whatever the classes, each time the highest IoU (at least 0.5) first: a
+detection of the wrong class lands off the diagonal, and a box a model also reports as another
+class (NMS runs per class) is never counted wrong when the right class is found too. As in
+COCOeval, an image's detections beyond the most it counts are left out, and detections on a
+crowd region count as nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class ImageVerdict:
     truth: list[dict]  # COCO annotations (pixel bbox), crowd regions left out
     found: list[dict]  # COCO detections at or above the thresholds
     pairs: dict[int, int]  # detection index -> object index
+    on_crowd: frozenset[int] = frozenset()  # unpaired detections on a crowd region
 
     @property
     def missed(self) -> list[int]:
@@ -35,7 +40,8 @@ class ImageVerdict:
 
     @property
     def false(self) -> list[int]:
-        return [d for d in range(len(self.found)) if d not in self.pairs]
+        return [d for d in range(len(self.found))
+                if d not in self.pairs and d not in self.on_crowd]
 
     @property
     def confused(self) -> list[int]:
@@ -48,21 +54,33 @@ class ImageVerdict:
         return len(self.missed) + len(self.false) + len(self.confused)
 
 
-def judge_image(truth: list[dict], found: list[dict], iou: float = MATCH_IOU) -> ImageVerdict:
-    """Pairs detections and objects whatever their classes, the highest IoU first."""
+def judge_image(truth: list[dict], found: list[dict], iou: float = MATCH_IOU,
+                crowd: list[dict] = ()) -> ImageVerdict:
+    """Pairs detections with objects: of the same class first, then whatever the classes."""
     pairs: dict[int, int] = {}
     if truth and found:
         overlaps = np.asarray(mask_utils.iou([d["bbox"] for d in found],
                                              [t["bbox"] for t in truth], [0] * len(truth)))
-        paired_truth = set()
-        for d, t in zip(*np.unravel_index(np.argsort(-overlaps, axis=None), overlaps.shape),
-                        strict=True):
-            if overlaps[d, t] < iou:
-                break
-            if d not in pairs and t not in paired_truth:
-                pairs[int(d)] = int(t)
-                paired_truth.add(t)
-    return ImageVerdict(truth, found, pairs)
+        same = np.array([[d["category_id"] == t["category_id"] for t in truth] for d in found])
+        for allowed in (same, ~same):
+            candidates = sorted(((overlaps[d, t], found[d]["score"], -d, -t) for d, t in
+                                 zip(*np.nonzero(allowed & (overlaps >= iou)), strict=True)),
+                                reverse=True)
+            for _, _, d, t in candidates:
+                if -d not in pairs and -t not in pairs.values():
+                    pairs[int(-d)] = int(-t)
+    return ImageVerdict(truth, found, pairs, _on_crowd(found, pairs, crowd, iou))
+
+
+def _on_crowd(found: list[dict], pairs: dict[int, int], crowd: list[dict],
+              iou: float) -> frozenset[int]:
+    """Unpaired detections that a crowd region covers (pycocotools' crowd overlap)."""
+    unpaired = [d for d in range(len(found)) if d not in pairs]
+    if not crowd or not unpaired:
+        return frozenset()
+    overlaps = np.asarray(mask_utils.iou([found[d]["bbox"] for d in unpaired],
+                                         [c["bbox"] for c in crowd], [1] * len(crowd)))
+    return frozenset(d for d, row in zip(unpaired, overlaps, strict=True) if row.max() >= iou)
 
 
 @dataclass
@@ -98,19 +116,23 @@ class ConfusionMatrix:
 
 
 def confusion_matrix(coco_gt, coco_dt, image_ids: list, names: dict[int, str],
-                     thresholds: ScoreThresholds, iou: float = MATCH_IOU) -> ConfusionMatrix:
+                     thresholds: ScoreThresholds, iou: float = MATCH_IOU,
+                     max_detections: int = 100) -> ConfusionMatrix:
     """Count pairs over `image_ids` of COCO ground truth and detections (`coco_dt` None: no
-    detections); crowd regions pair with nothing and are left out."""
-    truth = {i: [a for a in coco_gt.imgToAnns.get(i, []) if not a.get("iscrowd")]
-             for i in image_ids}
-    found = {i: [d for d in (coco_dt.imgToAnns.get(i, []) if coco_dt is not None else [])
-                 if thresholds.keep([d["category_id"]], [d["score"]])[0]] for i in image_ids}
-    class_ids = sorted(set(names) | {a["category_id"] for image in (*truth.values(),
-                                                                    *found.values())
-                                     for a in image})  # and classes the label map lacks
+    detections), each image's `max_detections` highest-scoring ones."""
+    verdicts = {}
+    for image_id in image_ids:
+        annotations = coco_gt.imgToAnns.get(image_id, [])
+        detected = coco_dt.imgToAnns.get(image_id, []) if coco_dt is not None else []
+        detected = sorted(detected, key=lambda d: -d["score"])[:max_detections]
+        verdicts[image_id] = judge_image(
+            [a for a in annotations if not a.get("iscrowd")],
+            [d for d in detected if thresholds.keep([d["category_id"]], [d["score"]])[0]],
+            iou, crowd=[a for a in annotations if a.get("iscrowd")])
+    class_ids = sorted(set(names) | {a["category_id"] for v in verdicts.values()
+                                     for a in (*v.truth, *v.found)})  # and unnamed ones
     index = {class_id: i for i, class_id in enumerate(class_ids)}
     counts = np.zeros((len(class_ids) + 1,) * 2, dtype=np.int64)
-    verdicts = {i: judge_image(truth[i], found[i], iou) for i in image_ids}
     for verdict in verdicts.values():
         _count(verdict, index, counts)
     labels = [names.get(i, str(i)) for i in class_ids] + [BACKGROUND]

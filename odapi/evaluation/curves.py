@@ -2,9 +2,9 @@
 
 COCOeval's `precision` (shape [IoU thresholds, recall points, classes, areas, max detections])
 is what COCO AP averages, so the PR curves here integrate to exactly the AP that eval prints.
-Its `scores` array holds, at each recall point, the score of the detection that reaches it:
-with both, precision, recall and F1 follow for any score threshold, and the threshold with the
-best F1 is what `predict --threshold best` uses.
+Precision, recall and F1 at a score threshold count the detections COCOeval matched at IoU 0.5
+(its `evalImgs`, which `accumulate` sorts into that array) scoring at least the threshold; the
+threshold with the best F1 is what `predict --threshold best` uses.
 """
 
 from __future__ import annotations
@@ -99,31 +99,49 @@ class Curves:
 def curves_from(coco_eval, names: dict[int, str]) -> Curves:
     """The curves of an evaluated and accumulated COCOeval (all areas, most detections)."""
     precision = coco_eval.eval["precision"][:, :, :, 0, -1]
-    scores = coco_eval.eval["scores"][:, :, :, 0, -1]
     recall_points = np.asarray(coco_eval.params.recThrs)
-    objects = _objects_per_class(coco_eval)
+    counted = _matches_at_50(coco_eval)
     classes = {}
     for index, category_id in enumerate(coco_eval.params.catIds):
         if not (precision[:, :, index] > -1).any():
             continue  # no ground truth: nothing to recall
-        at_50 = precision[0, :, index]
-        p, r, f1 = _at_thresholds(at_50, scores[0, :, index], recall_points)
-        found = f1.any()
+        objects, scores, true = counted.get(int(category_id), (0, np.zeros(0), np.zeros(0)))
+        p, r, f1 = _at_thresholds(objects, scores, true)
         classes[int(category_id)] = ClassCurves(
-            names.get(int(category_id), str(category_id)), objects.get(int(category_id), 0),
-            at_50, precision[:, :, index].mean(axis=0), p, r, f1,
-            _plateau_middle(f1) if found else None, float(f1.max()))
+            names.get(int(category_id), str(category_id)), objects, precision[0, :, index],
+            precision[:, :, index].mean(axis=0), p, r, f1,
+            _plateau_middle(f1) if f1.any() else None, float(f1.max()))
     return Curves(recall_points, classes)
 
 
-def _at_thresholds(precision: np.ndarray, scores: np.ndarray, recall_points: np.ndarray):
-    """Precision, recall and F1 for each of THRESHOLDS: detections scoring at least the
-    threshold reach the last recall point whose detection scores that much."""
-    reached = (scores[None, :] >= THRESHOLDS[:, None]) & (precision[None, :] > 0)
-    any_reached = reached.any(axis=1)
-    last = len(scores) - 1 - np.argmax(reached[:, ::-1], axis=1)
-    p = np.where(any_reached, precision[last], 0.0)
-    r = np.where(any_reached, recall_points[last], 0.0)
+def _matches_at_50(coco_eval) -> dict[int, tuple[int, np.ndarray, np.ndarray]]:
+    """Per category id: the objects COCOeval counts, and the score of each detection it does
+    not ignore with whether it found one at IoU 0.5: what `accumulate` sorts into its
+    precision array, kept here for exact counts at any score threshold."""
+    gathered: dict[int, list] = {}
+    area_all, most = coco_eval.params.areaRng[0], coco_eval.params.maxDets[-1]
+    for image in coco_eval.evalImgs:
+        if image is None or image["aRng"] != area_all or image["maxDet"] != most:
+            continue
+        objects, scores, true = gathered.setdefault(image["category_id"], [0, [], []])
+        kept = ~np.asarray(image["dtIgnore"], dtype=bool)[0]
+        gathered[image["category_id"]] = [
+            objects + int(np.sum(~np.asarray(image["gtIgnore"], dtype=bool))),
+            scores + list(np.asarray(image["dtScores"])[kept]),
+            true + list(np.asarray(image["dtMatches"])[0][kept] > 0)]
+    return {k: (v[0], np.asarray(v[1], dtype=float), np.asarray(v[2], dtype=bool))
+            for k, v in gathered.items()}
+
+
+def _at_thresholds(objects: int, scores: np.ndarray, true: np.ndarray):
+    """Precision, recall and F1 for each of THRESHOLDS, counting the detections scoring at
+    least the threshold (precision 0 where none does)."""
+    kept = scores[None, :] >= THRESHOLDS[:, None]
+    true_positives = (kept & true[None, :]).sum(axis=1)
+    detections = kept.sum(axis=1)
+    p = np.divide(true_positives, detections, out=np.zeros(len(THRESHOLDS)),
+                  where=detections > 0)
+    r = true_positives / objects if objects else np.zeros(len(THRESHOLDS))
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
     return p, r, f1
@@ -139,17 +157,6 @@ def _plateau_middle(values: np.ndarray) -> float:
     return round(float(THRESHOLDS[(best[0] + end) // 2]), 2)
 
 
-def _objects_per_class(coco_eval) -> dict[int, int]:
-    """Ground-truth boxes COCOeval counted (not crowd, not ignored) per category id."""
-    counts: dict[int, int] = {}
-    area_all = coco_eval.params.areaRng[0]
-    for image in coco_eval.evalImgs:
-        if image is not None and image["aRng"] == area_all:
-            counts[image["category_id"]] = counts.get(image["category_id"], 0) + int(
-                np.sum(~np.asarray(image["gtIgnore"], dtype=bool)))
-    return counts
-
-
 def pr_curve_summaries(curves: Curves) -> list[bytes]:
     """Serialized summaries for TensorBoard's PR-curve plugin, one per class, over the score
     thresholds: the plugin's counts follow from precision, recall and the class's objects."""
@@ -157,13 +164,14 @@ def pr_curve_summaries(curves: Curves) -> list[bytes]:
 
     result = []
     for c in curves.classes.values():
-        true_positives = c.recall * c.objects
+        true_positives = np.round(c.recall * c.objects)
         with np.errstate(invalid="ignore", divide="ignore"):
             false_positives = np.where(c.precision > 0,
-                                       true_positives / c.precision - true_positives, 0.0)
+                                       np.round(true_positives / c.precision) - true_positives,
+                                       0.0)
         result.append(summary.raw_data_pb(
             f"pr_curve_iou50/{c.name}", true_positive_counts=true_positives,
-            false_positive_counts=np.round(false_positives, 3),
+            false_positive_counts=false_positives,
             true_negative_counts=np.zeros_like(true_positives),
             false_negative_counts=c.objects - true_positives, precision=c.precision,
             recall=c.recall, num_thresholds=len(THRESHOLDS)).SerializeToString())

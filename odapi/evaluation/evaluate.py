@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import math
 import time
 from collections.abc import Callable
@@ -20,14 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from odapi.atomic import atomic_write_bytes, atomic_write_text, replace_folder
 from odapi.data.boxes import in_original_image
 from odapi.data.examples import DetectionExample, from_tf_example
 from odapi.data.records import read_records, record_files
 from odapi.errors import OdapiError
 from odapi.evaluation.coco import COCOResult, PerClassCOCOEvaluator
 from odapi.evaluation.curves import pr_curve_summaries
-from odapi.evaluation.figures import confusion_png, curves_png, png_to_array
+from odapi.evaluation.figures import (
+    WORST,
+    WorstImage,
+    png_to_array,
+    render,
+    write_figures,
+    write_worst,
+)
 from odapi.evaluation.pictures import Detections, errors_picture, side_by_side
 from odapi.labelmap import LabelMap
 from odapi.model_dir.checkpoints import (
@@ -40,10 +45,7 @@ from odapi.model_dir.manifest import load_run, now, read_manifest
 from odapi.model_dir.metrics import EVAL_DIR, MetricsStore
 
 PICTURES = 4  # fixed validation images shown in TensorBoard
-WORST = 6  # validation images with the most errors, in TensorBoard and eval/worst/
-CONFUSION = "confusion_matrix"  # eval/confusion_matrix.png and .json
-CURVES = "pr_f1_curves"  # eval/pr_f1_curves.png and .json
-WORST_DIR = "worst"  # eval/worst/: the worst images and worst.json
+WORST_IMAGES = 6  # validation images with the most errors, in TensorBoard and eval/worst/
 
 
 @dataclass
@@ -57,6 +59,20 @@ class EvalResult:
     metrics_file: str | None = None
     thresholds: dict | None = None  # score with the best F1, overall and per class
     figures: list[str] | None = None  # PNG files of the confusion matrix and curves
+
+
+@dataclass
+class _Outcome:
+    """One evaluation's results, before they are recorded."""
+
+    step: int
+    metrics: dict[str, float]
+    per_class: dict[str, dict[str, float]]
+    losses: dict[str, float]
+    pictures: dict[str, Detections]  # the fixed samples' detections
+    result: COCOResult
+    figures: dict[str, tuple[bytes, dict]]  # name: (PNG, numbers)
+    worst: list[WorstImage]
 
 
 class Evaluator:
@@ -122,94 +138,74 @@ class Evaluator:
                   restore: bool) -> EvalResult:
         if pinned and restore:
             self.restore(pinned)
+        outcome = self._run(step)
+        self._summarize(outcome)
+        written = []  # figures first: a step recorded has them (unless a later step's replaced
+        if step >= max(self.store.evaluated_steps(), default=0):  # them meanwhile)
+            folder = self.store.path.parent
+            written = write_figures(folder, outcome.figures, step) + [
+                write_worst(folder / WORST, step, outcome.worst)]
+        thresholds = outcome.result.curves.thresholds_summary()
+        entry = {"step": step, "checkpoint": checkpoint, "time": now(),
+                 "metrics": outcome.metrics, "per_class": outcome.per_class,
+                 "losses": outcome.losses, "thresholds": thresholds}
+        is_best = self.store.add(entry, pinned)
+        return EvalResult(step, outcome.metrics, outcome.per_class, outcome.losses, is_best,
+                          checkpoint, str(self.store.path), thresholds, written)
+
+    def _run(self, step: int) -> _Outcome:
+        """The model on every validation batch, then COCO's numbers and the figures."""
         coco = PerClassCOCOEvaluator(
             self.label_map.names_by_id,
             max_detections=self.params.task.max_num_eval_detections
             if hasattr(self.params.task, "max_num_eval_detections") else 100)
-        losses: dict[str, list[float]] = {}
+        losses: list[float] = []
         pictures: dict[str, Detections] = {}
         metric_name = self.task.coco_metric.name
         for batch in self.dataset:
             logs = self._step_fn(batch)
             groundtruths, predictions = logs[metric_name]
             coco.update_state(groundtruths, predictions)
-            losses.setdefault("validation_loss", []).append(float(logs[self.task.loss]))
+            losses.append(float(logs[self.task.loss]))
             self._collect_pictures(groundtruths, predictions, pictures)
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it indexes
             metrics = coco.result()
         result = coco.coco_result
         names = self.label_map.names_by_id
-        per_class = {names.get(i, str(i)): v for i, v in sorted(result.per_class.items())}
-        mean_losses = {k: float(np.mean(v)) for k, v in losses.items()}
-        figures = {CONFUSION: (confusion_png(result.confusion), result.confusion.as_dict()),
-                   CURVES: (curves_png(result.curves), result.curves.as_dict())}
-        worst = self._worst_pictures(result.confusion)
-        self._summarize(step, {**metrics, **mean_losses}, per_class, pictures, result,
-                        figures, worst)
-        thresholds = result.curves.thresholds_summary()
-        entry = {"step": step, "checkpoint": checkpoint, "time": now(), "metrics": metrics,
-                 "per_class": per_class, "losses": mean_losses, "thresholds": thresholds}
-        is_best = self.store.add(entry, pinned)
-        return EvalResult(step, metrics, per_class, mean_losses, is_best, checkpoint,
-                          str(self.store.path), thresholds,
-                          self._write_figures(step, figures, worst))
+        return _Outcome(step, metrics, {names.get(i, str(i)): v for i, v in
+                                        sorted(result.per_class.items())},
+                        {"validation_loss": float(np.mean(losses))}, pictures, result,
+                        render(result.confusion, result.curves),
+                        self._worst_pictures(result.confusion))
 
-    def _summarize(self, step: int, scalars: dict[str, float],
-                   per_class: dict[str, dict[str, float]], pictures: dict[str, Detections],
-                   result: COCOResult, figures: dict[str, tuple[bytes, dict]],
-                   worst: list[tuple[str, str, np.ndarray]]) -> None:
+    def _summarize(self, outcome: _Outcome) -> None:
         import tensorflow as tf
 
-        with self.writer.as_default(step=step):
-            for name, value in scalars.items():
+        with self.writer.as_default(step=outcome.step):
+            for name, value in {**outcome.metrics, **outcome.losses}.items():
                 tf.summary.scalar(name, value)
-            for name, values in per_class.items():
+            for name, values in outcome.per_class.items():
                 tf.summary.scalar(f"AP_per_class/{name}", values["AP"])
                 if not math.isnan(values["AP50"]):
                     tf.summary.scalar(f"AP50_per_class/{name}", values["AP50"])
-            for source_id, detections in pictures.items():
+            for source_id, detections in outcome.pictures.items():
                 example = self.samples[source_id]
                 picture = side_by_side(example, detections, self.label_map)
                 tf.summary.image(f"ground_truth_vs_detections/{example.filename}",
                                  picture[None], max_outputs=1)
-            for name, (png, _) in figures.items():
+            for name, (png, _) in outcome.figures.items():
                 tf.summary.image(name, png_to_array(png)[None])
-            for rank, (filename, errors, picture) in enumerate(worst, start=1):
-                tf.summary.image(f"worst_images/{rank}", picture[None],
-                                 description=f"{filename}: {errors}")
-            for summary in pr_curve_summaries(result.curves):
-                tf.summary.experimental.write_raw_pb(summary, step=step)
+            for rank, worst in enumerate(outcome.worst, start=1):
+                tf.summary.image(f"worst_images/{rank}", worst.picture[None],
+                                 description=f"{worst.filename}: {worst.errors}")
+            for summary in pr_curve_summaries(outcome.result.curves):
+                tf.summary.experimental.write_raw_pb(summary, step=outcome.step)
         self.writer.flush()
 
-    def _write_figures(self, step: int, figures: dict[str, tuple[bytes, dict]],
-                       worst: list[tuple[str, str, np.ndarray]]) -> list[str]:
-        """The latest evaluation's confusion matrix and curves (PNG and JSON) and its worst
-        images (JPEG, in worst/), in eval/."""
-        from PIL import Image
-
-        folder = self.store.path.parent
-        written = []
-        for name, (png, numbers) in figures.items():
-            atomic_write_bytes(folder / f"{name}.png", png)
-            atomic_write_text(folder / f"{name}.json", json.dumps({"step": step, **numbers}))
-            written.append(str(folder / f"{name}.png"))
-
-        def write_worst(new: Path) -> None:
-            listing = []
-            for rank, (filename, errors, picture) in enumerate(worst, start=1):
-                name = f"{rank:02d}-{Path(filename).stem}.jpg"
-                Image.fromarray(picture).save(new / name, quality=90)
-                listing.append({"file": name, "image": filename, "errors": errors})
-            (new / "worst.json").write_text(json.dumps({"step": step, "images": listing}))
-
-        replace_folder(folder / WORST_DIR, write_worst)
-        written.append(str(folder / WORST_DIR))
-        return written
-
-    def _worst_pictures(self, confusion) -> list[tuple[str, str, np.ndarray]]:
+    def _worst_pictures(self, confusion) -> list[WorstImage]:
         """(file name, its errors in words, the picture) of the validation images with the
         most errors at the best-F1 thresholds, read back from the validation records."""
-        wanted = confusion.worst(WORST)
+        wanted = confusion.worst(WORST_IMAGES)
         found: dict[int, DetectionExample] = {}
         for serialized in read_records(record_files(self.params.task.validation_data.input_path)):
             if len(found) == len(wanted):
@@ -224,8 +220,8 @@ class Evaluator:
             example, verdict = found[image_id], confusion.verdicts[image_id]
             errors = (f"{len(verdict.missed)} missed, {len(verdict.false)} false, "
                       f"{len(verdict.confused)} of the wrong class")
-            pictures.append((example.filename, errors, errors_picture(
-                example.encoded, example.width, example.height, verdict, self.label_map)))
+            pictures.append(WorstImage(example.filename, errors, errors_picture(
+                example.encoded, verdict, self.label_map)))
         return pictures
 
     def _collect_pictures(self, groundtruths, predictions, pictures) -> None:
@@ -274,7 +270,8 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
 
     Following starts before training has written anything, survives training restarting, skips
     checkpoints that retention deleted, and returns after the checkpoint at the run's final
-    step (read again from the manifest each time, as a restart may change it).
+    step, or the step it stopped early at (read again from the manifest each time, as a
+    restart may change it).
     """
     model_dir = Path(model_dir)
     results: list[EvalResult] = []
@@ -322,25 +319,32 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
                     waited_since = time.monotonic()
                     if on_result:
                         on_result(result)
-            if not follow:
+            if not follow or _training_is_over(manifest, evaluator.store, model_dir, say):
                 return results
-            final = int(manifest["config"]["params"]["trainer"]["train_steps"])
-            stopped = manifest.get("stopped_early")
-            if stopped and stopped["step"] in evaluator.store.evaluated_steps():
-                say(f"training stopped early at step {stopped['step']} ({stopped['reason']}); "
-                    "evaluation ends with it")
-                return results
-            if final in evaluator.store.evaluated_steps():
-                return results
-            if manifest.get("status") == "failed":
-                raise OdapiError(f"training stopped with an error ({manifest.get('error')}); "
-                                 "fix it and start training again, then evaluation",
-                                 where=str(model_dir))
-            say(f"waiting for new checkpoints (final step {final})")
         if timeout is not None and time.monotonic() - waited_since > timeout:
             raise OdapiError(f"no new checkpoint for {timeout:g}s; is training running?",
                              where=str(model_dir))
         time.sleep(poll_seconds)
+
+
+def _training_is_over(manifest: dict, store: MetricsStore, model_dir: Path,
+                      say: Callable[[str], None]) -> bool:
+    """Whether following ends: the run's final step, or the step training stopped early at,
+    is evaluated. Training that failed ends it with an error."""
+    final = int(manifest["config"]["params"]["trainer"]["train_steps"])
+    stopped = manifest.get("stopped_early")
+    if stopped and stopped["step"] in store.evaluated_steps():
+        say(f"training stopped early at step {stopped['step']} ({stopped['reason']}); "
+            "evaluation ends with it")
+        return True
+    if final in store.evaluated_steps():
+        return True
+    if manifest.get("status") == "failed":
+        raise OdapiError(f"training stopped with an error ({manifest.get('error')}); "
+                         "fix it and start training again, then evaluation",
+                         where=str(model_dir))
+    say(f"waiting for new checkpoints (final step {final})")
+    return False
 
 
 def _missing_checkpoint_errors():

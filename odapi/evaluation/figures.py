@@ -7,13 +7,61 @@ in a training process or a thread leaves nothing behind.
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from odapi.atomic import atomic_write_bytes, atomic_write_text, replace_folder
 from odapi.evaluation.confusion import ConfusionMatrix
 from odapi.evaluation.curves import THRESHOLDS, Curves
 
 MOST_CURVES = 12  # classes drawn one by one; beyond, only the mean is legible
+CONFUSION = "confusion_matrix"  # confusion_matrix.png and .json
+CURVES = "pr_f1_curves"  # pr_f1_curves.png and .json
+WORST = "worst"  # worst/: the worst images and worst.json
+
+
+class WorstImage(NamedTuple):
+    filename: str
+    errors: str  # in words
+    picture: np.ndarray  # RGB, its errors drawn
+
+
+def render(confusion: ConfusionMatrix, curves: Curves) -> dict[str, tuple[bytes, dict]]:
+    """Each figure's name, PNG and numbers."""
+    return {CONFUSION: (confusion_png(confusion), confusion.as_dict()),
+            CURVES: (curves_png(curves), curves.as_dict())}
+
+
+def write_figures(folder: Path, rendered: dict[str, tuple[bytes, dict]],
+                  step: int | None = None) -> list[str]:
+    """NAME.png and NAME.json (with the step evaluated, if any) in `folder`; the PNGs' paths."""
+    written = []
+    for name, (png, numbers) in rendered.items():
+        atomic_write_text(folder / f"{name}.json", json.dumps(
+            numbers if step is None else {"step": step, **numbers}))
+        atomic_write_bytes(folder / f"{name}.png", png)
+        written.append(str(folder / f"{name}.png"))
+    return written
+
+
+def write_worst(folder: Path, step: int, worst: list[WorstImage]) -> str:
+    """The worst images as JPEGs, worst first, and worst.json listing them, replacing the
+    folder whole."""
+    from PIL import Image
+
+    def write(new: Path) -> None:
+        listing = []
+        for rank, image in enumerate(worst, start=1):
+            name = f"{rank:02d}-{Path(image.filename).stem}.jpg"
+            Image.fromarray(image.picture).save(new / name, quality=90)
+            listing.append({"file": name, "image": image.filename, "errors": image.errors})
+        (new / "worst.json").write_text(json.dumps({"step": step, "images": listing}))
+
+    replace_folder(folder, write)
+    return str(folder)
 
 
 def _figure(width: float, height: float):
@@ -42,8 +90,9 @@ def confusion_png(matrix: ConfusionMatrix) -> bytes:
         axes.set_yticks(range(size), matrix.names)
         axes.set_xlabel("detected")
         axes.set_ylabel("true")
-        axes.set_title(f"{title} (IoU {matrix.iou:g}, score \u2265 "
-                       f"{matrix.thresholds.default:.2f})")
+        score = "each class's best-F1 score" if matrix.thresholds.per_class else \
+            f"score \u2265 {matrix.thresholds.default:.2f}"
+        axes.set_title(f"{title} (IoU {matrix.iou:g}, {score})")
         if size <= 30:
             top = values.max() or 1
             for (row, column), value in np.ndenumerate(values):

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from odapi.data.examples import DetectionExample
 from odapi.evaluation.confusion import ImageVerdict
 from odapi.labelmap import LabelMap
 from odapi.visualize import FALSE_COLOR, MISSED_COLOR, class_color, draw_boxes
+
+if TYPE_CHECKING:  # odapi.data.examples imports TensorFlow; predict draws without it
+    from odapi.data.examples import DetectionExample
 
 SCORE_THRESHOLD = 0.3
 MAX_SIDE = 480
@@ -33,14 +36,22 @@ def _decoded(encoded: bytes) -> Image.Image:
     return image
 
 
-def errors_picture(encoded: bytes, width: int, height: int, verdict: ImageVerdict,
-                   label_map: LabelMap) -> np.ndarray:
-    """An RGB array of the image (`width` x `height` in the boxes' pixels) with what the
-    model found in class colours, false and wrong-class detections in red and missed objects
-    in white."""
+def errors_picture(encoded: bytes, verdict: ImageVerdict, label_map: LabelMap) -> np.ndarray:
+    """An RGB array of the encoded image, at most MAX_SIDE wide or high, with its verdict
+    drawn (`draw_verdict`); the verdict's boxes are in the image's own pixels."""
+    with Image.open(io.BytesIO(encoded)) as image:
+        size = image.size
+        return np.asarray(draw_verdict(_decoded(encoded), size, verdict, label_map))
+
+
+def draw_verdict(image: Image.Image, size: tuple[int, int], verdict: ImageVerdict,
+                 label_map: LabelMap) -> Image.Image:
+    """The image with what the model found in class colours, false and wrong-class detections
+    in red and missed objects in white; `size` is (width, height) of the boxes' pixels."""
     names = label_map.names_by_id
     name = lambda annotation: names.get(annotation["category_id"],  # noqa: E731
                                         str(annotation["category_id"]))
+    width, height = size
     boxes, labels, classes, scores, colors = [], [], [], [], []
 
     def add(annotation: dict, label: str, color, score: float | None = None) -> None:
@@ -59,12 +70,11 @@ def errors_picture(encoded: bytes, width: int, height: int, verdict: ImageVerdic
             add(detection, f"{name(detection)} {score:.2f}, is {truth}", FALSE_COLOR)
         elif d in verdict.pairs:
             add(detection, name(detection), class_color(int(detection["category_id"])), score)
-        else:
+        elif d not in verdict.on_crowd:
             add(detection, f"false {name(detection)}", FALSE_COLOR, score)
     for t in verdict.missed:
         add(verdict.truth[t], f"missed {name(verdict.truth[t])}", MISSED_COLOR)
-    return np.asarray(draw_boxes(_decoded(encoded), boxes, labels, classes, scores=scores,
-                                 colors=colors))
+    return draw_boxes(image, boxes, labels, classes, scores=scores, colors=colors)
 
 
 def side_by_side(example: DetectionExample, detections: Detections,
