@@ -227,6 +227,16 @@ def test_eval_reports_coco_metrics_and_per_class_ap(trained_run, tmp_path):
            f"{eval_dir / 'pr_f1_curves.png'}, {eval_dir / 'worst'}\n" in out
     code, out, err = run_odapi("eval", "--model-dir", model_dir)
     assert code == 0 and "nothing new to evaluate" in out
+    # nothing new is known before a model is built: it holds with the records gone
+    manifest_file = model_dir / "manifest.json"
+    kept = manifest_file.read_text()
+    manifest = json.loads(kept)
+    manifest["config"]["params"]["task"]["validation_data"]["input_path"] = "/gone/val-*"
+    manifest_file.write_text(json.dumps(manifest))
+    for follow in ([], ["--follow"]):
+        code, out, err = run_odapi("eval", "--model-dir", model_dir, *follow)
+        assert code == 0 and "nothing new to evaluate" in out, out + err
+    manifest_file.write_text(kept)
     metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
     steps = [e["step"] for e in metrics["evaluations"]]
     assert steps == sorted(set(steps)) and steps[-1] == int(
@@ -479,7 +489,11 @@ def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path)
                                "--set", "task.model.input_size=[256,256,3]",
                                "--set", "task.train_data.global_batch_size=2",
                                "--set", "trainer.steps_per_loop=1",
-                               "--set", "task.model.backbone.resnet.model_id=18")
+                               "--set", "task.model.backbone.resnet.model_id=18",
+                               # 100 proposals, not 1000: its box head runs on each of them
+                               "--set", "task.model.roi_generator.num_proposals=200",
+                               "--set", "task.model.roi_generator.test_num_proposals=100",
+                               "--set", "task.model.roi_sampler.num_sampled_rois=64")
     assert code == 0, out + err
     assert Path(list_checkpoints(tmp_path / "frcnn")[-1]).name == "ckpt-2"
 

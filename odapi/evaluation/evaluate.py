@@ -242,11 +242,9 @@ class Evaluator:
 def evaluator_for_run(model_dir: Path, val_data: str | None = None) -> Evaluator:
     """An Evaluator built from what `odapi train` recorded in the model dir."""
     params, label_map, _ = load_run(model_dir)
-    subdir = EVAL_DIR
-    if val_data and val_data != params.task.validation_data.input_path:
+    subdir = results_folder(params, val_data)
+    if subdir != EVAL_DIR:
         params.override({"task": {"validation_data": {"input_path": val_data}}})
-        # other data: its own results folder, never mixed with the run's own or its best
-        subdir = f"{EVAL_DIR}-{hashlib.sha256(val_data.encode()).hexdigest()[:8]}"
     # evaluation runs where it is started: on the CPU unless this process sees a GPU
     import tensorflow as tf
 
@@ -259,6 +257,14 @@ def evaluator_for_run(model_dir: Path, val_data: str | None = None) -> Evaluator
 
         performance.set_mixed_precision_policy("float32")
     return Evaluator(params, label_map, Path(model_dir), subdir=subdir)
+
+
+def results_folder(params, val_data: str | None) -> str:
+    """`eval`, or for other validation data a folder of its own, never mixed with the run's
+    own results or its best."""
+    if val_data and val_data != params.task.validation_data.input_path:
+        return f"{EVAL_DIR}-{hashlib.sha256(val_data.encode()).hexdigest()[:8]}"
+    return EVAL_DIR
 
 
 def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str | None = None,
@@ -276,6 +282,7 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
     model_dir = Path(model_dir)
     results: list[EvalResult] = []
     evaluator: Evaluator | None = None
+    store: MetricsStore | None = None
     waited_since = time.monotonic()
     told: set[str] = set()
 
@@ -301,12 +308,15 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
                     raise OdapiError("the run has no checkpoint yet; use --follow to wait for "
                                      "one", where=str(model_dir))
                 candidates = [latest]
-            evaluator = evaluator or evaluator_for_run(model_dir, val_data)
-            done = evaluator.store.evaluated_steps()
+            store = store or MetricsStore(model_dir, results_folder(load_run(model_dir)[0],
+                                                                    val_data))
+            done = store.evaluated_steps()
             for prefix in candidates:
                 step = checkpoint_step(prefix)
                 if step is None or step in done:
                     continue
+                # built for the first step to evaluate: nothing new costs no model
+                evaluator = evaluator or evaluator_for_run(model_dir, val_data)
                 try:
                     result = evaluator.evaluate(step, prefix)
                 except _missing_checkpoint_errors() as e:
@@ -319,7 +329,7 @@ def evaluate_run(model_dir: Path, checkpoint: str | None = None, val_data: str |
                     waited_since = time.monotonic()
                     if on_result:
                         on_result(result)
-            if not follow or _training_is_over(manifest, evaluator.store, model_dir, say):
+            if not follow or _training_is_over(manifest, store, model_dir, say):
                 return results
         if timeout is not None and time.monotonic() - waited_since > timeout:
             raise OdapiError(f"no new checkpoint for {timeout:g}s; is training running?",
