@@ -228,7 +228,7 @@ def pytest_collection_modifyitems(items) -> None:
 # follow in collection order. (xdist would start the files with the most tests first: the fuzz
 # cases.)
 LONGEST_FIRST = ["tests/test_drills.py", "tests/test_train.py", "tests/test_docker.py",
-                 "tests/test_export_predict.py", "tests/test_zoo.py",
+                 "tests/test_export_predict.py", "tests/test_multiworker.py", "tests/test_zoo.py",
                  "tests/test_pipeline_config.py", "tests/test_layouts.py"]
 
 

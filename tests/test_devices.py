@@ -11,8 +11,8 @@ import json
 import pytest
 import tensorflow as tf
 
+from odapi.engine.cluster import is_chief
 from odapi.engine.config import resolve
-from odapi.engine.train import is_chief
 from odapi.labelmap import LabelMap
 
 

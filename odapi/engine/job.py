@@ -22,6 +22,7 @@ from pathlib import Path
 from odapi import zoo
 from odapi.data.convert import ConvertOptions
 from odapi.data.prepare import DEMO_IMAGES, is_empty, prepare_records
+from odapi.engine import cluster
 from odapi.engine.config import RunConfig, resolve
 from odapi.engine.length import Length
 from odapi.engine.train import TrainResult, train
@@ -100,6 +101,7 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
     """All of it: plan, then the checkpoint to start from, the evaluation sample, training."""
     from odapi.engine.eval_subset import use_eval_subset
 
+    cluster.start()  # before anything else runs TensorFlow
     run = plan(request, log)
     _fetch_init_checkpoint(run, Path(request.model_dir), log, progress)
     subset = use_eval_subset(run, request.model_dir)
@@ -115,7 +117,7 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
 
 def _write_report(model_dir: Path, log: Callable[[str], None]) -> Path | None:
     """The run's report.html, written by the one process that writes the run's files."""
-    from odapi.engine.train import is_chief
+    from odapi.engine.cluster import is_chief
     from odapi.run_report import write_report_or_say
 
     return write_report_or_say(model_dir, log) if is_chief() else None

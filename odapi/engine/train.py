@@ -8,8 +8,8 @@ atomically, so a kill at any moment leaves the latest listed checkpoint loadable
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from odapi.data.records import record_files
 from odapi.engine import preflight
+from odapi.engine.cluster import describe, is_chief, multi_worker_strategy, tf_config
 from odapi.engine.config import RunConfig
 from odapi.engine.eval_subset import use_eval_subset
 from odapi.engine.fine_tuning import InitReport, restore_for_fine_tuning
@@ -73,10 +74,14 @@ def build_trainer(params, model_dir: Path):
     from official.modeling import performance
 
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-    strategy = distribute_utils.get_distribution_strategy(
-        distribution_strategy=params.runtime.distribution_strategy,
-        all_reduce_alg=params.runtime.all_reduce_alg,
-        num_gpus=params.runtime.num_gpus)
+    if params.runtime.distribution_strategy == "multi_worker_mirrored" and \
+            tf_config().get("cluster"):
+        strategy = multi_worker_strategy()  # made at start-up: engine/cluster.py
+    else:
+        strategy = distribute_utils.get_distribution_strategy(
+            distribution_strategy=params.runtime.distribution_strategy,
+            all_reduce_alg=params.runtime.all_reduce_alg,
+            num_gpus=params.runtime.num_gpus)
     with strategy.scope():
         task = task_factory.get_task(params.task, logging_dir=str(model_dir))
         trainer = train_utils.create_trainer(params, task, train=True, evaluate=False)
@@ -162,6 +167,8 @@ def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict
     })
     manifest.pop("stopped_early", None)  # an earlier session's: this one may train on
     session = {"started": now(), "start_step": None, "end_step": None}
+    if cluster := describe(batch):
+        session["cluster"] = cluster
     manifest["sessions"].append(session)
     if is_chief():  # with several workers, one writes the run's files
         from official.core import train_utils
@@ -171,6 +178,31 @@ def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict
         write_manifest(model_dir, manifest)
         train_utils.serialize_config(run.params, str(model_dir))  # Model Garden's params.yaml
     return manifest, session
+
+
+def _runner_class():
+    """Model Garden's runner; on a non-chief worker, its temporary checkpoint folder starts
+    with a copy of the chief's latest checkpoint, so that every worker restores the same
+    weights in the same way (Model Garden would initialise it afresh: no resume)."""
+    import tensorflow as tf
+    from official.core import train_lib
+
+    class Runner(train_lib.OrbitExperimentRunner):
+        def _maybe_build_checkpoint_manager(self):
+            manager = super()._maybe_build_checkpoint_manager()
+            latest = latest_checkpoint(Path(self.model_dir))
+            if manager is None or self.strategy.extended.should_checkpoint or not latest:
+                return manager
+            for path in Path(latest).parent.glob(Path(latest).name + ".*"):
+                shutil.copy(path, manager.directory)
+            tf.compat.v1.train.update_checkpoint_state(manager.directory, Path(latest).name)
+            return tf.train.CheckpointManager(
+                manager.checkpoint, directory=manager.directory, max_to_keep=1,
+                step_counter=self.trainer.global_step,
+                checkpoint_interval=self.params.trainer.checkpoint_interval,
+                init_fn=self.trainer.initialize)
+
+    return Runner
 
 
 class _Training:
@@ -229,12 +261,11 @@ class _Training:
 
     def build(self, progress: bool) -> None:
         """The trainer, restored from the latest checkpoint, or the init checkpoint's parts."""
-        from official.core import train_lib
-
         params = self.run.params
+        _Runner = _runner_class()  # noqa: N806 - a class
         self.strategy, task, self.trainer = build_trainer(params, self.model_dir)
         self.bar = ProgressBar(self.trainer.global_step, self.run.train_steps, enabled=progress)
-        self.runner = train_lib.OrbitExperimentRunner(
+        self.runner = _Runner(
             distribution_strategy=self.strategy, task=task, mode="train", params=params,
             model_dir=str(self.model_dir), trainer=self.trainer, train_actions=[self.bar])
         start = int(self.trainer.global_step.numpy())  # the runner restored the latest
@@ -302,6 +333,8 @@ class _Training:
     def finish(self) -> None:
         """The result and the manifest's record of the session, whatever ended it."""
         result, manifest = self.result, self.manifest
+        if not self.chief and self.runner is not None:  # Model Garden's temp dir for this
+            shutil.rmtree(self.runner.checkpoint_manager.directory, ignore_errors=True)  # worker
         if self.bar is not None:
             self.bar.close()
             result.losses = {k: v for k, v in self.bar.latest.items() if "loss" in k}
@@ -330,21 +363,6 @@ class _Training:
                              if result.evaluations else previous.get("last_eval")}
         if self.chief:
             write_manifest(self.model_dir, manifest)
-
-
-def is_chief() -> bool:
-    """Whether this process writes the run's files: always, unless TF_CONFIG makes it a
-    non-chief worker of a multi-worker run (Model Garden then checkpoints it to a temp dir)."""
-    try:
-        config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    except ValueError:
-        raise OdapiError("TF_CONFIG is not valid JSON; see TensorFlow's multi-worker "
-                         "training guide for its format") from None
-    task = config.get("task", {})
-    kind, index = task.get("type"), int(task.get("index", 0))
-    if kind is None or kind == "chief":
-        return True
-    return kind == "worker" and index == 0 and "chief" not in config.get("cluster", {})
 
 
 def summary_table(result: TrainResult) -> str:
