@@ -40,7 +40,12 @@ def multi_worker_strategy():
     """The process's one MultiWorkerMirroredStrategy (made once: its collective ops are)."""
     import tensorflow as tf
 
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as e:  # "Collective ops must be configured at program startup"
+        raise OdapiError(f"cannot join the TF_CONFIG cluster in this process ({e}): several "
+                         "workers need a process of their own, where odapi.engine.cluster."
+                         "start() runs before anything else uses TensorFlow") from None
 
 
 def start() -> None:
@@ -57,11 +62,12 @@ def describe(global_batch_size: int) -> dict | None:
     if not cluster:
         return None
     hosts = [*cluster.get("chief", []), *cluster.get("worker", [])]
-    if global_batch_size % len(hosts):
+    replicas = multi_worker_strategy().num_replicas_in_sync  # workers x their devices
+    if global_batch_size % replicas:
         raise OdapiError(f"the global batch ({global_batch_size}) does not split evenly across "
-                         f"{len(hosts)} workers; set task.train_data.global_batch_size to a "
-                         f"multiple of {len(hosts)}")
+                         f"{replicas} replicas ({len(hosts)} workers); set "
+                         f"task.train_data.global_batch_size to a multiple of {replicas}")
     task = config.get("task", {})
     return {"workers": hosts, "this": f"{task.get('type')} {task.get('index', 0)}",
-            "global_batch_size": global_batch_size,
-            "batch_per_worker": global_batch_size // len(hosts)}
+            "replicas": replicas, "global_batch_size": global_batch_size,
+            "batch_per_replica": global_batch_size // replicas}

@@ -19,6 +19,7 @@ from pathlib import Path
 from odapi.data.records import record_files
 from odapi.engine import preflight
 from odapi.engine.cluster import describe, is_chief, multi_worker_strategy, tf_config
+from odapi.engine.cluster import start as cluster_start
 from odapi.engine.config import RunConfig
 from odapi.engine.eval_subset import use_eval_subset
 from odapi.engine.fine_tuning import InitReport, restore_for_fine_tuning
@@ -61,6 +62,7 @@ def train(run: RunConfig, model_dir: Path, progress: bool = True, verbose: bool 
     for it). Unless `verbose`, what Model Garden and orbit print to stdout during training (a
     block per loop) is dropped: the progress bar and the summary table say it better.
     """
+    cluster_start()  # several workers: before anything else runs TensorFlow
     with open(os.devnull, "w") as sink, \
             contextlib.nullcontext() if verbose else contextlib.redirect_stdout(sink):
         return _train(run, Path(model_dir), progress, on_started)
@@ -74,8 +76,12 @@ def build_trainer(params, model_dir: Path):
     from official.modeling import performance
 
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-    if params.runtime.distribution_strategy == "multi_worker_mirrored" and \
-            tf_config().get("cluster"):
+    if tf_config().get("cluster"):
+        if params.runtime.distribution_strategy != "multi_worker_mirrored":
+            raise OdapiError(f"TF_CONFIG names a cluster, but runtime.distribution_strategy "
+                             f"is {params.runtime.distribution_strategy!r}: several workers "
+                             "train with multi_worker_mirrored; drop that setting or unset "
+                             "TF_CONFIG")
         strategy = multi_worker_strategy()  # made at start-up: engine/cluster.py
     else:
         strategy = distribute_utils.get_distribution_strategy(
@@ -137,6 +143,10 @@ def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict
     if run.patience and os.environ.get("TF_CONFIG"):
         raise OdapiError("--patience is not supported with several workers (TF_CONFIG): "
                          "every worker must stop at the same step; train without it")
+    if run.eval_every and os.environ.get("TF_CONFIG"):
+        raise OdapiError("--eval-every is not supported with several workers (TF_CONFIG): "
+                         "every worker must take every step together; evaluate beside "
+                         "training with `odapi eval --follow` instead")
     if run.eval_subset is None:  # the sample the config asks for (job.py writes it first)
         use_eval_subset(run, model_dir)
     previous = read_manifest(model_dir)
@@ -188,10 +198,15 @@ def _runner_class():
     from official.core import train_lib
 
     class Runner(train_lib.OrbitExperimentRunner):
+        temp_dir: str | None = None  # this worker's own checkpoints, removed when it ends
+
         def _maybe_build_checkpoint_manager(self):
             manager = super()._maybe_build_checkpoint_manager()
+            if manager is None or self.strategy.extended.should_checkpoint:
+                return manager
+            self.temp_dir = manager.directory
             latest = latest_checkpoint(Path(self.model_dir))
-            if manager is None or self.strategy.extended.should_checkpoint or not latest:
+            if not latest:
                 return manager
             for path in Path(latest).parent.glob(Path(latest).name + ".*"):
                 shutil.copy(path, manager.directory)
@@ -333,8 +348,9 @@ class _Training:
     def finish(self) -> None:
         """The result and the manifest's record of the session, whatever ended it."""
         result, manifest = self.result, self.manifest
-        if not self.chief and self.runner is not None:  # Model Garden's temp dir for this
-            shutil.rmtree(self.runner.checkpoint_manager.directory, ignore_errors=True)  # worker
+        temp_dir = getattr(self.runner, "temp_dir", None)  # a non-chief worker's
+        if temp_dir and Path(temp_dir).resolve() != self.model_dir.resolve():
+            shutil.rmtree(temp_dir, ignore_errors=True)
         if self.bar is not None:
             self.bar.close()
             result.losses = {k: v for k, v in self.bar.latest.items() if "loss" in k}

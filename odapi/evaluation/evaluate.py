@@ -87,10 +87,10 @@ class Evaluator:
         self.label_map = label_map
         self.model_dir = Path(model_dir)
         self.store = MetricsStore(self.model_dir, subdir)
+        self.samples = self._fixed_samples()  # first: it says which records are missing
         self.task = task or task_factory.get_task(params.task, logging_dir=str(model_dir))
         self.model = model or self.task.build_model()
         self.task.build_metrics(training=False)  # defines the task's coco_metric output
-        self.samples = self._fixed_samples()  # first: it says which records are missing
         self.dataset = self.task.build_inputs(params.task.validation_data)
         self.writer = tf.summary.create_file_writer(str(self.model_dir / subdir))
         task_, model_ = self.task, self.model
