@@ -193,6 +193,7 @@ LEARN = ["--config", "demo", "--steps", str(LEARNED_STEPS), "-q",
          "--set", "trainer.steps_per_loop=10",
          "--set", "trainer.checkpoint_interval=10",
          "--set", "trainer.summary_interval=10",
+         "--set", "trainer.max_to_keep=9",  # keeps step 80, where the SIGKILL drill starts
          "--set", "trainer.optimizer_config.learning_rate.cosine.decay_steps=300",
          "--set", "trainer.optimizer_config.warmup.linear.warmup_steps=30",
          "--eval-every", str(LEARNED_STEPS)]  # one evaluation, at the end, by the same command
@@ -259,13 +260,22 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.fixture(scope="session")
 def published(records, tmp_path_factory) -> bytes:
-    """spinenet49mobile.tar.gz as Model Garden lays it out, from 2 steps of retinanet_mobile."""
+    """spinenet49mobile.tar.gz as Model Garden lays it out: the retinanet_mobile model's parts
+    (backbone/, decoder/, head/) and a global step, as ckpt-2, untrained (nothing reads its
+    values; a real training here would take a minute)."""
     def build(root: Path) -> None:
-        model_dir = root / "model"
-        assert run_odapi("train", "--config", "retinanet_mobile", "--data", records,
-                         "--model-dir", model_dir, "--steps", "2", "-q", *TINY).code == 0
+        import tensorflow as tf
+        from official.core import task_factory
+
+        from odapi.engine.config import resolve
+
+        run = resolve("retinanet_mobile", data=records, sets=TINY[1::2])
+        model = task_factory.get_task(run.params.task).build_model()
+        step = tf.Variable(2, dtype=tf.int64)
+        tf.train.Checkpoint(global_step=step, **model.checkpoint_items).write(
+            str(root / "ckpt-2"))
         with tarfile.open(root / "spinenet49mobile.tar.gz", mode="w:gz") as archive:
-            for path in sorted(model_dir.glob("ckpt-2.*")):
+            for path in sorted(root.glob("ckpt-2.*")):
                 archive.add(path, arcname=path.name)
 
     return (once_per_session(tmp_path_factory, "published", build)
