@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,66 +29,123 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def train_on_two_workers(records: Path, model_dir: Path, steps: int, logs: Path) -> list[str]:
-    """`odapi train` as worker 0 and worker 1 at once; what each printed (both must end 0).
-    Each has a temporary folder of its own, to see what it leaves there."""
+def two_workers(records: Path, model_dirs: tuple[Path, Path], steps: int, logs: Path,
+                env: dict | None = None) -> list[tuple[subprocess.Popen, Path]]:
+    """`odapi train` started as worker 0 and worker 1 of one TF_CONFIG cluster on loopback
+    ports, each with a temporary folder of its own (to see what it leaves there); the
+    processes and their logs."""
     hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes = []
-    for index in range(2):
+    started = []
+    for index, model_dir in enumerate(model_dirs):
         (logs / f"tmp-{index}").mkdir(exist_ok=True)
-        env = {**os.environ, "TMPDIR": str(logs / f"tmp-{index}"), "TF_CONFIG": json.dumps(
-            {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})}
-        log = open(logs / f"worker-{index}-{steps}.log", "w")  # noqa: SIM115 - closed below
-        processes.append((subprocess.Popen(
-            [sys.executable, "-m", "odapi", "train", "--config", "demo", "--data", str(records),
-             "--model-dir", str(model_dir), "--steps", str(steps), *TINY],
-            stdout=log, stderr=subprocess.STDOUT, env=env), log))
-    outputs = []
+        worker_env = {**os.environ, **(env or {}), "TMPDIR": str(logs / f"tmp-{index}"),
+                      "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                               "task": {"type": "worker", "index": index}})}
+        log = logs / f"worker-{index}-{steps}-{len(list(logs.glob('worker-*')))}.log"
+        with open(log, "w") as sink:
+            started.append((subprocess.Popen(
+                [sys.executable, "-m", "odapi", "train", "--config", "demo", "--data",
+                 str(records), "--model-dir", str(model_dir), "--steps", str(steps), *TINY],
+                stdout=sink, stderr=subprocess.STDOUT, env=worker_env), log))
+    return started
+
+
+def ended(workers: list[tuple[subprocess.Popen, Path]], timeout: float = 900) -> list[str]:
+    """What each worker printed, once all have ended (each within `timeout` s of the call)."""
     try:
-        for process, log in processes:
+        for process, _ in workers:
             try:
-                process.wait(timeout=900)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                raise AssertionError("a worker still runs after 15 minutes: " + " | ".join(
-                    Path(log.name).read_text()[-1500:] for _, log in processes)) from None
-            log.close()
-            outputs.append(Path(log.name).read_text())
+                raise AssertionError(f"a worker still runs after {timeout:g} s: " + " | ".join(
+                    log.read_text()[-1500:] for _, log in workers)) from None
     finally:
-        for process, _ in processes:
+        for process, _ in workers:
             process.kill()
             process.wait()
-    for (process, _), output in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, output[-3000:]
-    return outputs
+    return [log.read_text() for _, log in workers]
 
 
-def test_two_workers_train_one_run_and_resume_it(records, tmp_path):
-    """Both reach the final step in lockstep (the same losses: one model, its batch split
-    between them); only the chief (worker 0) writes the run's files, and nothing of the other
-    is left; the manifest records the cluster. The same two commands then resume from the
-    chief's last checkpoint."""
+def wait_for(path: Path, workers: list, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert all(p.poll() is None for p, _ in workers), [log.read_text() for _, log in workers]
+        assert time.monotonic() < deadline, f"no {path.name} after {timeout:g} s"
+        time.sleep(0.05)
+
+
+def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_path):
+    """Two workers train one run; worker 1 is killed (SIGKILL) after the first checkpoint: the
+    chief stops within a bounded time and says what happened and what to do. The same two
+    commands again resume from the chief's last checkpoint and both reach the final step in
+    lockstep (the same losses: one model, its batch split between them); only the chief
+    (worker 0) writes the run's files, and nothing of the other is left; the manifest records
+    the cluster."""
     model_dir = tmp_path / "model"
-    outputs = train_on_two_workers(records, model_dir, 3, tmp_path)
-    finals = [[line for line in out.splitlines() if line.startswith("train 3/3")][-1]
-              for out in outputs]  # the bar's last line, with the losses
+    workers = two_workers(records, (model_dir, model_dir), 9, tmp_path)
+    wait_for(model_dir / "ckpt-3.index", workers)
+    workers[1][0].kill()
+    killed = time.monotonic()
+    chief = ended(workers, timeout=300)[0]
+    assert [p.returncode for p, _ in workers] == [1, -9], chief[-3000:]
+    assert time.monotonic() - killed < 300
+    assert "error: worker 0 lost contact with worker 1 (127.0.0.1:" in chief, chief[-3000:]
+    assert "start them all again with the same commands" in chief and "Traceback" not in chief
+    latest = max(int(p.name[5:-6]) for p in model_dir.glob("ckpt-*.index"))
+    assert latest in (3, 6)
+
+    outputs = ended(two_workers(records, (model_dir, model_dir), 9, tmp_path))
+    finals = []
+    for output in outputs:
+        assert f"from step {latest}" in output and "train 9/9" in output, output[-3000:]
+        finals.append([line for line in output.splitlines() if line.startswith("train 9/9")][-1])
     assert finals[0].split("|")[1] == finals[1].split("|")[1], finals  # the same losses
     assert "report.html" in outputs[0] and "report.html" not in outputs[1]  # one writes it
-    assert sorted(p.name for p in model_dir.iterdir()) == [
-        "checkpoint", "ckpt-3.data-00000-of-00001", "ckpt-3.index", "label_map.pbtxt",
-        "manifest.json", "params.yaml", "report.html", "train"]
+    assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith("ckpt-")) == [
+        "checkpoint", "label_map.pbtxt", "manifest.json", "params.yaml", "report.html", "train"]
+    assert (model_dir / "ckpt-9.index").exists()
+    assert not [p for p in model_dir.rglob("*") if "temp" in p.name]  # no save cut short
     manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert [(s["start_step"], s["end_step"]) for s in manifest["sessions"]][-1] == (latest, 9)
     cluster = manifest["sessions"][-1]["cluster"]
     assert len(cluster["workers"]) == 2 and cluster["this"] == "worker 0"
     assert cluster["global_batch_size"] == 4 and cluster["batch_per_replica"] == 2
-
-    outputs = train_on_two_workers(records, model_dir, 6, tmp_path)
-    for output in outputs:
-        assert "from step 3" in output and "train 6/6" in output, output[-3000:]
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert [(s["start_step"], s["end_step"]) for s in manifest["sessions"]] == [(0, 3), (3, 6)]
-    assert (model_dir / "ckpt-6.index").exists()
-    assert not [p for p in model_dir.rglob("*") if "temp" in p.name]  # no save cut short
     # worker 1 saved its copies of the checkpoints in a temporary folder (Model Garden's
     # way: saving reads variables, which every worker must join), removed when it ended
     assert not list((tmp_path / "tmp-1").glob("*/ckpt-*")), list((tmp_path / "tmp-1").rglob("*"))
 
+    # a worker that does not see the chief's model dir (no shared storage): both stop
+    # before step one, each saying what each saw
+    elsewhere = tmp_path / "not-shared"
+    outputs = ended(two_workers(records, (model_dir, elsewhere), 9, tmp_path))
+    for output in outputs:
+        assert "the workers see different checkpoints in the model dir (worker 0 " \
+            "(127.0.0.1:" in output and "step 9; worker 1 (127.0.0.1:" in output, output[-3000:]
+        assert "no checkpoint)" in output and "train 1/" not in output
+    assert json.loads((model_dir / "manifest.json").read_text()) == manifest
+
+
+def test_a_worker_alone_gives_up_after_the_join_timeout_and_refusals_come_first(records,
+                                                                                tmp_path):
+    """A worker whose cluster never forms ends after ODAPI_CLUSTER_TIMEOUT with an error
+    naming the cluster (TensorFlow alone would wait forever); what several workers cannot
+    do (--eval-every) is refused at once, before the wait."""
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    env = {**os.environ, "ODAPI_CLUSTER_TIMEOUT": "5", "TF_CONFIG": json.dumps(
+        {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": 0}})}
+    command = [sys.executable, "-m", "odapi", "train", "--config", "demo", "--data", records,
+               "--steps", "3", *TINY]
+    alone = subprocess.Popen([*command, "--model-dir", tmp_path / "alone"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    refused = subprocess.run([*command, "--model-dir", tmp_path / "refused", "--eval-every",
+                              "3"], env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: --eval-every is not supported with several workers (TF_CONFIG): every worker "
+        "must take every step together; evaluate beside training with `odapi eval --follow` "
+        "instead")
+    out, err = alone.communicate(timeout=300)
+    assert alone.returncode != 0
+    assert f"error: worker 0 waited 5 s for the other workers of its TF_CONFIG cluster " \
+        f"({hosts[0]}, {hosts[1]}), and not all of them joined" in err, err
+    assert not (tmp_path / "alone").exists()  # nothing written

@@ -3,7 +3,9 @@
 TensorFlow configures the collective ops of MultiWorkerMirroredStrategy only before anything
 else has run in the process ("Collective ops must be configured at program startup"), and
 odapi reads records and checkpoints with TensorFlow before it builds the trainer. So the
-strategy is made first, by `start`, and the trainer takes that same one.
+strategy is made first, by `start`, and the trainer takes that same one. Making it waits for
+every worker to join, at most ODAPI_CLUSTER_TIMEOUT seconds (JOIN_TIMEOUT by default): a worker
+alone, or a cluster list naming an address nobody answers on, is an error, not a hang.
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import subprocess
+import sys
+import textwrap
 
 from odapi.errors import OdapiError
+
+JOIN_TIMEOUT = 600.0  # seconds a worker waits for the others (pods and images start slowly)
 
 
 def tf_config() -> dict:
@@ -40,12 +48,158 @@ def multi_worker_strategy():
     """The process's one MultiWorkerMirroredStrategy (made once: its collective ops are)."""
     import tensorflow as tf
 
+    watchdog = _watchdog(join_timeout())
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as e:  # "Collective ops must be configured at program startup"
         raise OdapiError(f"cannot join the TF_CONFIG cluster in this process ({e}): several "
                          "workers need a process of their own, where odapi.engine.cluster."
                          "start() runs before anything else uses TensorFlow") from None
+    finally:
+        watchdog.stdin.close()  # joined, or failed: either way, no longer waiting
+        watchdog.wait()
+
+
+# A separate process: TensorFlow waits for every worker without a time limit, inside one call
+# that holds the interpreter's lock (no Python thread runs meanwhile) and that no signal but
+# SIGKILL ends (its coordination service takes SIGTERM for itself). Nothing is written before
+# the cluster is joined, so ending the process there loses nothing.
+WATCHDOG = """
+import os, select, signal, sys
+parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], timeout)[0]:  # stdin closes once the parent is done
+    print(message, file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+def _watchdog(timeout: float) -> subprocess.Popen:
+    """A process that ends this one unless it has joined its cluster within `timeout` s."""
+    message = (f"error: {this_worker()} waited {timeout:g} s for the other workers of its "
+               f"TF_CONFIG cluster ({', '.join(workers())}), and not all of them joined: "
+               "start every worker, each with the same cluster list and its own task index, "
+               "and check that every address is reachable from every worker "
+               "(ODAPI_CLUSTER_TIMEOUT sets the wait, in seconds)")
+    return subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(timeout),
+                             message], stdin=subprocess.PIPE)
+
+
+def join_timeout() -> float:
+    value = os.environ.get("ODAPI_CLUSTER_TIMEOUT") or str(JOIN_TIMEOUT)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise OdapiError(f"ODAPI_CLUSTER_TIMEOUT must be a number of seconds, not {value!r}")
+    return seconds
+
+
+def workers() -> list[str]:
+    """The cluster's addresses, chief first: the order of the workers' places in it."""
+    cluster = tf_config().get("cluster", {})
+    return [*cluster.get("chief", []), *cluster.get("worker", [])]
+
+
+def this_worker() -> str:
+    task = tf_config().get("task", {})
+    return f"{task.get('type')} {task.get('index', 0)}"
+
+
+def _names() -> list[str]:
+    """Each worker as TF_CONFIG names it, with its address, in the order of `workers()`."""
+    cluster = tf_config().get("cluster", {})
+    return [*(f"chief ({host})" for host in cluster.get("chief", [])),
+            *(f"worker {i} ({host})" for i, host in enumerate(cluster.get("worker", [])))]
+
+
+def _row(job: str, index: int) -> int:
+    """The place of TF_CONFIG's task `job` `index` in `workers()`."""
+    return index if job == "chief" else len(tf_config()["cluster"].get("chief", [])) + index
+
+
+def _place() -> int:
+    """This worker's row in `workers()`."""
+    task = tf_config().get("task", {})
+    return _row(task.get("type"), int(task.get("index", 0)))
+
+
+def gather(values: list[float]) -> list[list[float]]:
+    """Every worker's `values`, in the order of `workers()`: a collective, so every worker
+    calls it at the same point (an all-reduce of rows, each worker filling its own)."""
+    import numpy as np
+    import tensorflow as tf
+
+    strategy = multi_worker_strategy()
+    rows = np.zeros([len(workers()), len(values)], np.float64)
+    rows[_place()] = values
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                            strategy.run(lambda: tf.constant(rows)), axis=None)
+    per_worker = strategy.num_replicas_in_sync // len(workers())  # each device adds its rows
+    return (total.numpy() / per_worker).tolist()
+
+
+def check_same_start(model_dir, failure: OdapiError | None, step: int | None) -> None:
+    """Before step one, together: every worker could use the model dir (`failure` says why
+    this one could not) and sees the same latest checkpoint in it (`step`), or none. A worker
+    that did not would otherwise restore other weights than the chief, or stop alone while
+    the others wait for it."""
+    rows = gather([1.0 if failure else 0.0, -1.0 if step is None else float(step)])
+    if failure:
+        raise failure
+    names = _names()
+    failed = [name for name, row in zip(names, rows, strict=True) if row[0]]
+    if failed:
+        raise OdapiError(f"{', '.join(failed)} cannot use the model dir (its own output says "
+                         "why); every worker needs it", where=str(model_dir))
+    steps = [int(row[1]) for row in rows]
+    if len(set(steps)) > 1:
+        seen = "; ".join(f"{name}: {f'step {s}' if s >= 0 else 'no checkpoint'}"
+                         for name, s in zip(names, steps, strict=True))
+        raise OdapiError(
+            f"the workers see different checkpoints in the model dir ({seen}): every worker "
+            "must read the chief's model dir, at the same path on storage they share (NFS, a "
+            "bucket, a volume mounted in each)", where=str(model_dir))
+
+
+def check_supported(eval_every: int | None, patience: int | None) -> None:
+    """What one process may do and several workers may not, said before joining."""
+    if not tf_config().get("cluster"):
+        return
+    if patience:
+        raise OdapiError("--patience is not supported with several workers (TF_CONFIG): "
+                         "every worker must stop at the same step; train without it")
+    if eval_every:
+        raise OdapiError("--eval-every is not supported with several workers (TF_CONFIG): "
+                         "every worker must take every step together; evaluate beside "
+                         "training with `odapi eval --follow` instead")
+
+
+def lost_worker(error: Exception) -> OdapiError | None:
+    """The error to report when `error` is TensorFlow losing a worker mid-run (its collective
+    ops aborted when a worker stops sending heartbeats, or a peer's connection gone); None
+    if it is not."""
+    import tensorflow as tf
+
+    lost = (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+            tf.errors.DeadlineExceededError)
+    if not tf_config().get("cluster") or not isinstance(error, lost):
+        return None
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    files = [i for i, line in enumerate(lines) if line.startswith("File ")]
+    cause = " ".join(line for line in lines[files[-1] + 1 if files else 0:]
+                     if line and not line.startswith("[["))  # TensorFlow's traceback first
+    places = {(job, int(index)) for job, index in
+              re.findall(r"/job:(chief|worker)/replica:\d+/task:(\d+)", cause)}
+    cause = textwrap.shorten(cause.split(" Additional GRPC error information")[0], 240)
+    names = _names()
+    who = [names[row] for row in sorted({_row(job, index) for job, index in places})
+           if row < len(names) and row != _place()]
+    return OdapiError(
+        f"{this_worker()} lost contact with {', '.join(who) or 'another worker'} of its "
+        f"cluster ({cause}): a worker stopped or its machine became unreachable, and "
+        "the others cannot go on without it. Stop every worker, then start them all again "
+        "with the same commands: training resumes from the chief's last checkpoint")
 
 
 def start() -> None:
@@ -58,16 +212,14 @@ def describe(global_batch_size: int) -> dict | None:
     """The cluster as the manifest records it: its workers, and the global batch each step
     splits evenly across them (MultiWorkerMirroredStrategy gives each worker its share)."""
     config = tf_config()
-    cluster = config.get("cluster")
-    if not cluster:
+    if not config.get("cluster"):
         return None
-    hosts = [*cluster.get("chief", []), *cluster.get("worker", [])]
+    hosts = workers()
     replicas = multi_worker_strategy().num_replicas_in_sync  # workers x their devices
     if global_batch_size % replicas:
         raise OdapiError(f"the global batch ({global_batch_size}) does not split evenly across "
                          f"{replicas} replicas ({len(hosts)} workers); set "
                          f"task.train_data.global_batch_size to a multiple of {replicas}")
-    task = config.get("task", {})
-    return {"workers": hosts, "this": f"{task.get('type')} {task.get('index', 0)}",
+    return {"workers": hosts, "this": this_worker(),
             "replicas": replicas, "global_batch_size": global_batch_size,
             "batch_per_replica": global_batch_size // replicas}

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odapi.data.records import record_files
-from odapi.engine import preflight
+from odapi.engine import cluster, preflight
 from odapi.engine.cluster import describe, is_chief, multi_worker_strategy, tf_config
-from odapi.engine.cluster import start as cluster_start
 from odapi.engine.config import RunConfig
 from odapi.engine.eval_subset import use_eval_subset
 from odapi.engine.fine_tuning import InitReport, restore_for_fine_tuning
@@ -62,10 +61,16 @@ def train(run: RunConfig, model_dir: Path, progress: bool = True, verbose: bool 
     for it). Unless `verbose`, what Model Garden and orbit print to stdout during training (a
     block per loop) is dropped: the progress bar and the summary table say it better.
     """
-    cluster_start()  # several workers: before anything else runs TensorFlow
+    cluster.check_supported(run.eval_every, run.patience)
+    cluster.start()  # several workers: before anything else runs TensorFlow
     with open(os.devnull, "w") as sink, \
             contextlib.nullcontext() if verbose else contextlib.redirect_stdout(sink):
-        return _train(run, Path(model_dir), progress, on_started)
+        try:
+            return _train(run, Path(model_dir), progress, on_started)
+        except Exception as e:
+            if lost := cluster.lost_worker(e):
+                raise lost from None
+            raise
 
 
 def build_trainer(params, model_dir: Path):
@@ -139,14 +144,7 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
 
 def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict]:
     """Pre-flight (before anything is written), then the manifest's new session."""
-    preflight.check_writable(model_dir)
-    if run.patience and os.environ.get("TF_CONFIG"):
-        raise OdapiError("--patience is not supported with several workers (TF_CONFIG): "
-                         "every worker must stop at the same step; train without it")
-    if run.eval_every and os.environ.get("TF_CONFIG"):
-        raise OdapiError("--eval-every is not supported with several workers (TF_CONFIG): "
-                         "every worker must take every step together; evaluate beside "
-                         "training with `odapi eval --follow` instead")
+    _check_model_dir(model_dir)
     if run.eval_subset is None:  # the sample the config asks for (job.py writes it first)
         use_eval_subset(run, model_dir)
     previous = read_manifest(model_dir)
@@ -177,8 +175,8 @@ def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict
     })
     manifest.pop("stopped_early", None)  # an earlier session's: this one may train on
     session = {"started": now(), "start_step": None, "end_step": None}
-    if cluster := describe(batch):
-        session["cluster"] = cluster
+    if workers := describe(batch):
+        session["cluster"] = workers
     manifest["sessions"].append(session)
     if is_chief():  # with several workers, one writes the run's files
         from official.core import train_utils
@@ -188,6 +186,25 @@ def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict
         write_manifest(model_dir, manifest)
         train_utils.serialize_config(run.params, str(model_dir))  # Model Garden's params.yaml
     return manifest, session
+
+
+def _check_model_dir(model_dir: Path) -> None:
+    """The chief writes the model dir; other workers read the chief's checkpoints in it, and
+    all of them must see the same latest one (engine/cluster.py checks that together)."""
+    failure = None
+    try:
+        if is_chief():
+            preflight.check_writable(model_dir)
+        elif model_dir.exists() and not model_dir.is_dir():
+            raise OdapiError("the model dir is not a folder", where=str(model_dir))
+    except OdapiError as e:
+        failure = e
+    if not tf_config().get("cluster"):
+        if failure:
+            raise failure
+        return
+    latest = None if failure else latest_checkpoint(model_dir)
+    cluster.check_same_start(model_dir, failure, checkpoint_step(latest) if latest else None)
 
 
 def _runner_class():
