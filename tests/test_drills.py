@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from conftest import (
+    HALF_WAY,
     LEARN,
     LEARNED_STEPS,
     TINY,
@@ -209,7 +210,7 @@ def test_eval_follow_beside_training_that_keeps_one_checkpoint_killed_and_restar
 # ------------------------------------------------------------------ kill -9 at random moments
 
 KILL_STEPS = LEARNED_STEPS  # the drill trains learned_run's command
-START_STEP = LEARNED_STEPS // 2  # ... from learned_run's checkpoint half-way (LEARN keeps it)
+START_STEP = HALF_WAY  # ... from learned_run's checkpoint half-way (LEARN keeps it)
 AP50_FLOOR = 0.4  # both runs must have learned, or the comparison could not fail
 AP50_TOLERANCE = 0.3  # how far below the uninterrupted run's AP50 the killed run may end
 KINDS = ("start-up", "mid-step", "checkpoint save")

@@ -20,7 +20,8 @@ import textwrap
 
 from odapi.errors import OdapiError
 
-JOIN_TIMEOUT = 600.0  # seconds a worker waits for the others (pods and images start slowly)
+JOIN_TIMEOUT = 300.0  # seconds a worker waits for the others: less than supervise.py's
+# STEADY_SECONDS, so that `--restart-on-crash` gives up on a cluster that never forms
 
 
 def tf_config() -> dict:
@@ -64,9 +65,15 @@ def multi_worker_strategy():
 # that holds the interpreter's lock (no Python thread runs meanwhile) and that no signal but
 # SIGKILL ends (its coordination service takes SIGTERM for itself). Nothing is written before
 # the cluster is joined, so ending the process there loses nothing.
+# Ctrl-C in a terminal reaches both processes: the watchdog ends the waiting one then too.
 WATCHDOG = """
 import os, select, signal, sys
 parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+def interrupted(*_):
+    print("interrupted while waiting for the cluster", file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGKILL)
+    os._exit(0)
+signal.signal(signal.SIGINT, interrupted)
 if not select.select([sys.stdin], [], [], timeout)[0]:  # stdin closes once the parent is done
     print(message, file=sys.stderr, flush=True)
     os.kill(parent, signal.SIGKILL)
@@ -74,7 +81,13 @@ if not select.select([sys.stdin], [], [], timeout)[0]:  # stdin closes once the 
 
 
 def _watchdog(timeout: float) -> subprocess.Popen:
-    """A process that ends this one unless it has joined its cluster within `timeout` s."""
+    """A process that ends this one unless it has joined its cluster within `timeout` s.
+    Not as a container's first process (PID 1, which SIGKILL from inside cannot end): run the
+    container with an init (`docker run --init`, compose's `init: true`) or under `sh -c`."""
+    if os.getpid() == 1:
+        print("note: odapi runs as PID 1, which nothing inside its container can end: if the "
+              "cluster never forms it waits forever (run the container with --init)",
+              file=sys.stderr, flush=True)
     message = (f"error: {this_worker()} waited {timeout:g} s for the other workers of its "
                f"TF_CONFIG cluster ({', '.join(workers())}), and not all of them joined: "
                "start every worker, each with the same cluster list and its own task index, "
@@ -85,13 +98,15 @@ def _watchdog(timeout: float) -> subprocess.Popen:
 
 
 def join_timeout() -> float:
+    """ODAPI_CLUSTER_TIMEOUT, checked: how long a worker waits for its cluster to form."""
     value = os.environ.get("ODAPI_CLUSTER_TIMEOUT") or str(JOIN_TIMEOUT)
     try:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
-        raise OdapiError(f"ODAPI_CLUSTER_TIMEOUT must be a number of seconds, not {value!r}")
+    if not 0 < seconds <= 7 * 24 * 3600:  # (select() refuses larger timeouts, or inf)
+        raise OdapiError(f"ODAPI_CLUSTER_TIMEOUT must be a number of seconds up to a week, "
+                         f"not {value!r}")
     return seconds
 
 
@@ -102,29 +117,30 @@ def workers() -> list[str]:
 
 
 def this_worker() -> str:
+    """This process's place in the cluster as TF_CONFIG names it, e.g. "worker 1"."""
     task = tf_config().get("task", {})
     return f"{task.get('type')} {task.get('index', 0)}"
 
 
-def _names() -> list[str]:
+def _worker_labels() -> list[str]:
     """Each worker as TF_CONFIG names it, with its address, in the order of `workers()`."""
     cluster = tf_config().get("cluster", {})
     return [*(f"chief ({host})" for host in cluster.get("chief", [])),
             *(f"worker {i} ({host})" for i, host in enumerate(cluster.get("worker", [])))]
 
 
-def _row(job: str, index: int) -> int:
+def _row_of(job: str, index: int) -> int:
     """The place of TF_CONFIG's task `job` `index` in `workers()`."""
     return index if job == "chief" else len(tf_config()["cluster"].get("chief", [])) + index
 
 
-def _place() -> int:
+def _this_row() -> int:
     """This worker's row in `workers()`."""
     task = tf_config().get("task", {})
-    return _row(task.get("type"), int(task.get("index", 0)))
+    return _row_of(task.get("type"), int(task.get("index", 0)))
 
 
-def gather(values: list[float]) -> list[list[float]]:
+def gather_from_workers(values: list[float]) -> list[list[float]]:
     """Every worker's `values`, in the order of `workers()`: a collective, so every worker
     calls it at the same point (an all-reduce of rows, each worker filling its own)."""
     import numpy as np
@@ -132,9 +148,14 @@ def gather(values: list[float]) -> list[list[float]]:
 
     strategy = multi_worker_strategy()
     rows = np.zeros([len(workers()), len(values)], np.float64)
-    rows[_place()] = values
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                            strategy.run(lambda: tf.constant(rows)), axis=None)
+    rows[_this_row()] = values
+    try:
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                strategy.run(lambda: tf.constant(rows)), axis=None)
+    except Exception as e:
+        if lost := lost_worker(e):
+            raise lost from None
+        raise
     per_worker = strategy.num_replicas_in_sync // len(workers())  # each device adds its rows
     return (total.numpy() / per_worker).tolist()
 
@@ -144,10 +165,10 @@ def check_same_start(model_dir, failure: OdapiError | None, step: int | None) ->
     this one could not) and sees the same latest checkpoint in it (`step`), or none. A worker
     that did not would otherwise restore other weights than the chief, or stop alone while
     the others wait for it."""
-    rows = gather([1.0 if failure else 0.0, -1.0 if step is None else float(step)])
+    rows = gather_from_workers([1.0 if failure else 0.0, -1.0 if step is None else float(step)])
     if failure:
         raise failure
-    names = _names()
+    names = _worker_labels()
     failed = [name for name, row in zip(names, rows, strict=True) if row[0]]
     if failed:
         raise OdapiError(f"{', '.join(failed)} cannot use the model dir (its own output says "
@@ -185,16 +206,19 @@ def lost_worker(error: Exception) -> OdapiError | None:
             tf.errors.DeadlineExceededError)
     if not tf_config().get("cluster") or not isinstance(error, lost):
         return None
-    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    text = str(getattr(error, "message", error))
+    if not re.search(r"/job:|[Cc]ollective|heartbeat|coordination", text):
+        return None  # an unreachable bucket, say: not a worker
+    lines = [line.strip() for line in text.splitlines()]
     files = [i for i, line in enumerate(lines) if line.startswith("File ")]
     cause = " ".join(line for line in lines[files[-1] + 1 if files else 0:]
                      if line and not line.startswith("[["))  # TensorFlow's traceback first
     places = {(job, int(index)) for job, index in
               re.findall(r"/job:(chief|worker)/replica:\d+/task:(\d+)", cause)}
     cause = textwrap.shorten(cause.split(" Additional GRPC error information")[0], 240)
-    names = _names()
-    who = [names[row] for row in sorted({_row(job, index) for job, index in places})
-           if row < len(names) and row != _place()]
+    names = _worker_labels()
+    who = [names[row] for row in sorted({_row_of(job, index) for job, index in places})
+           if row < len(names) and row != _this_row()]
     return OdapiError(
         f"{this_worker()} lost contact with {', '.join(who) or 'another worker'} of its "
         f"cluster ({cause}): a worker stopped or its machine became unreachable, and "

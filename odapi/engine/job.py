@@ -101,7 +101,7 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
     """All of it: plan, then the checkpoint to start from, the evaluation sample, training."""
     from odapi.engine.eval_subset import use_eval_subset
 
-    cluster.check_supported(request.eval_every or request.eval_at_end, request.patience)
+    cluster.check_supported(request.eval_every, request.patience)
     cluster.start()  # before anything else runs TensorFlow
     run = plan(request, log)
     _fetch_init_checkpoint(run, Path(request.model_dir), log, progress)

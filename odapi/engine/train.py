@@ -65,12 +65,7 @@ def train(run: RunConfig, model_dir: Path, progress: bool = True, verbose: bool 
     cluster.start()  # several workers: before anything else runs TensorFlow
     with open(os.devnull, "w") as sink, \
             contextlib.nullcontext() if verbose else contextlib.redirect_stdout(sink):
-        try:
-            return _train(run, Path(model_dir), progress, on_started)
-        except Exception as e:
-            if lost := cluster.lost_worker(e):
-                raise lost from None
-            raise
+        return _train(run, Path(model_dir), progress, on_started)
 
 
 def build_trainer(params, model_dir: Path):
@@ -135,7 +130,10 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
     except KeyboardInterrupt:
         training.save_interrupted()
     except BaseException as e:  # the manifest says so, for `eval --follow` waiting on the run
-        training.failure = str(e) or type(e).__name__
+        lost = cluster.lost_worker(e) if isinstance(e, Exception) else None
+        training.failure = str(lost or e) or type(e).__name__
+        if lost:
+            raise lost from None
         raise
     finally:
         training.finish()
@@ -144,21 +142,7 @@ def _train(run: RunConfig, model_dir: Path, progress: bool,
 
 def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict]:
     """Pre-flight (before anything is written), then the manifest's new session."""
-    _check_model_dir(model_dir)
-    if run.eval_subset is None:  # the sample the config asks for (job.py writes it first)
-        use_eval_subset(run, model_dir)
-    previous = read_manifest(model_dir)
-    preflight.check_same_model(previous, run.params, model_dir)
-    cache = dataset_cache(previous)
-    train_set = preflight.scan_records(run.train_data, run.label_map, "train", cache)
-    val_set = None
-    if record_files(run.val_data):
-        val_set = preflight.scan_records(run.val_data, run.label_map, "validation", cache)
-    elif run.eval_every:
-        raise OdapiError(f"--eval-every needs validation records, and none match "
-                         f"{run.val_data!r}; convert with --split train=0.8,val=0.2")
-    if run.init_checkpoint and latest_checkpoint(model_dir) is None:
-        resolve_checkpoint(run.init_checkpoint)  # exists? (fit is checked once the model does)
+    previous, train_set, val_set = _preflight_together(run, model_dir)
     config = run.to_dict()
     batch = int(run.params.task.train_data.global_batch_size)
     config.setdefault("length", {"steps": run.train_steps, "from": "the config"})
@@ -188,23 +172,50 @@ def _check_and_record_start(run: RunConfig, model_dir: Path) -> tuple[dict, dict
     return manifest, session
 
 
-def _check_model_dir(model_dir: Path) -> None:
-    """The chief writes the model dir; other workers read the chief's checkpoints in it, and
-    all of them must see the same latest one (engine/cluster.py checks that together)."""
-    failure = None
+def _preflight_together(run: RunConfig, model_dir: Path) -> tuple:
+    """`_preflight`; with several workers, every worker's outcome and latest checkpoint are
+    compared before any goes on (engine/cluster.py): a worker that stopped alone would leave
+    the others waiting for it, and one that saw another checkpoint would restore other
+    weights than the chief."""
+    failure, checked, latest = None, None, None
     try:
-        if is_chief():
-            preflight.check_writable(model_dir)
-        elif model_dir.exists() and not model_dir.is_dir():
-            raise OdapiError("the model dir is not a folder", where=str(model_dir))
+        checked = _preflight(run, model_dir)
+        latest = latest_checkpoint(model_dir)
     except OdapiError as e:
         failure = e
-    if not tf_config().get("cluster"):
-        if failure:
-            raise failure
-        return
-    latest = None if failure else latest_checkpoint(model_dir)
-    cluster.check_same_start(model_dir, failure, checkpoint_step(latest) if latest else None)
+    except OSError as e:  # reading the checkpoint state, say
+        failure = OdapiError(f"cannot read the model dir ({e.strerror or e})",
+                             where=str(model_dir))
+    if tf_config().get("cluster"):
+        cluster.check_same_start(model_dir, failure, checkpoint_step(latest) if latest else None)
+    elif failure:
+        raise failure
+    return checked
+
+
+def _preflight(run: RunConfig, model_dir: Path) -> tuple:
+    """The run's checks: its model dir (written by the chief; other workers read the chief's
+    checkpoints in it), the same model as before, the records; (previous manifest, train
+    records, validation records)."""
+    if is_chief():
+        preflight.check_writable(model_dir)
+    elif model_dir.exists() and not model_dir.is_dir():
+        raise OdapiError("the model dir is not a folder", where=str(model_dir))
+    if run.eval_subset is None:  # the sample the config asks for (job.py writes it first)
+        use_eval_subset(run, model_dir)
+    previous = read_manifest(model_dir)
+    preflight.check_same_model(previous, run.params, model_dir)
+    cache = dataset_cache(previous)
+    train_set = preflight.scan_records(run.train_data, run.label_map, "train", cache)
+    val_set = None
+    if record_files(run.val_data):
+        val_set = preflight.scan_records(run.val_data, run.label_map, "validation", cache)
+    elif run.eval_every:
+        raise OdapiError(f"--eval-every needs validation records, and none match "
+                         f"{run.val_data!r}; convert with --split train=0.8,val=0.2")
+    if run.init_checkpoint and latest_checkpoint(model_dir) is None:
+        resolve_checkpoint(run.init_checkpoint)  # exists? (fit is checked once the model does)
+    return previous, train_set, val_set
 
 
 def _runner_class():
