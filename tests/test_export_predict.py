@@ -361,10 +361,12 @@ def test_predict_keeps_a_picture_for_every_input_even_with_the_same_name(exporte
     written = sorted(str(p.relative_to(tmp_path / "out" / "images"))
                      for p in (tmp_path / "out" / "images").rglob("*") if p.is_file())
     assert written == ["a/x.jpg", "b/x.jpg", "x.png"]
-    colours = {name: Image.open(tmp_path / "out" / "images" / name).convert("RGB")
-               .getpixel((45, 35)) for name in written}
-    assert colours["a/x.jpg"][0] > 200 and colours["b/x.jpg"][2] > 200  # each its own image
-    assert colours["x.png"] == (0, 128, 0)
+    # Most of each picture is its own input's colour; boxes and labels drawn on it are not.
+    pixels = {name: np.asarray(Image.open(tmp_path / "out" / "images" / name).convert("RGB"))
+              for name in written}
+    assert (pixels["a/x.jpg"][..., 0] > 200).mean() > 0.5
+    assert (pixels["b/x.jpg"][..., 2] > 200).mean() > 0.5
+    assert (pixels["x.png"] == (0, 128, 0)).all(axis=-1).mean() > 0.5
 
 
 def test_predict_on_a_folder_without_a_manifest_says_what_to_do(exported, tmp_path):
