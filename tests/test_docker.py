@@ -136,7 +136,8 @@ def wait_for_exit(client, project: str, service: str, timeout: float = 1800) -> 
 
 
 def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
-    """`docker compose up` with no dataset: the demo, with train, eval and TensorBoard."""
+    """`docker compose up` with no dataset: the demo, with train, eval and TensorBoard; in the
+    multiworker profile, so two workers (train the chief, and worker) train it together."""
     project = f"odapi-test-{uuid.uuid4().hex[:8]}"
     data, model_dir = tmp_path / "data", tmp_path / "runs" / "model"  # model dir not created
     data.mkdir()
@@ -146,14 +147,23 @@ def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
            "ODAPI_DATA": str(data), "ODAPI_MODEL_DIR": str(model_dir),
            "ODAPI_UID": str(HOST_UID), "ODAPI_GID": str(HOST_GID),
            "ODAPI_TRAIN_ARGS": TRAIN_ARGS, "ODAPI_EVAL_POLL": "2",
-           "ODAPI_TENSORBOARD_PORT": str(port)}
+           "ODAPI_TENSORBOARD_PORT": str(port),
+           "COMPOSE_PROFILES": "multiworker", "ODAPI_WORKERS": "train,worker"}
     try:
-        result = compose(env, "up", "--detach", "--no-build", "train", "eval", "tensorboard")
+        result = compose(env, "up", "--detach", "--no-build", "train", "worker", "eval",
+                         "tensorboard")
         assert result.returncode == 0, result.stderr
-        assert wait_for_exit(client, project, "train") == 0, \
-            compose(env, "logs", "train").stdout[-4000:]
-        assert wait_for_exit(client, project, "eval") == 0, \
-            compose(env, "logs", "eval").stdout[-4000:]
+        for service in ("train", "worker", "eval"):
+            assert wait_for_exit(client, project, service) == 0, \
+                compose(env, "logs", service).stdout[-4000:]
+        logs = {service: compose(env, "logs", service).stdout for service in ("train", "worker")}
+        assert "generating the synthetic demo" in logs["train"], logs["train"][-4000:]
+        assert "using the synthetic demo records in /model/records" in logs["worker"], \
+            logs["worker"][-4000:]
+        for output in logs.values():
+            assert "train 6/6 (100%) steps" in output, output[-4000:]
+        cluster = json.loads((model_dir / "manifest.json").read_text())["sessions"][-1]["cluster"]
+        assert cluster["workers"] == ["train:2222", "worker:2222"] and cluster["replicas"] == 2
 
         assert model_dir.stat().st_uid == HOST_UID  # not root, though Docker created it
         assert (model_dir / "ckpt-6.index").exists()

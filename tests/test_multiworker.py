@@ -15,9 +15,7 @@ import pytest
 
 from odapi.model_dir.checkpoints import checkpoint_step, latest_checkpoint
 
-from conftest import TINY
-
-pytestmark = pytest.mark.slow
+from conftest import TINY, run_odapi
 
 
 def free_ports(count: int) -> list[int]:
@@ -31,25 +29,31 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def two_workers(records: Path, model_dirs: tuple[Path, Path], steps: int, logs: Path,
-                env: dict | None = None) -> list[tuple[subprocess.Popen, Path]]:
-    """`odapi train` started as worker 0 and worker 1 of one TF_CONFIG cluster on loopback
-    ports, each with a temporary folder of its own for this launch, tmp-INDEX-LAUNCH (to see
-    what it leaves there); the processes and their logs."""
+def cluster_env(hosts: list[str], index: int, style: str) -> dict:
+    """Worker `index`'s environment: TF_CONFIG, or odapi's ODAPI_WORKERS (the compose way)."""
+    if style == "odapi":
+        return {"ODAPI_WORKERS": ",".join(hosts), "ODAPI_WORKER_INDEX": str(index)}
+    return {"TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                     "task": {"type": "worker", "index": index}})}
+
+
+def two_workers(data: Path, model_dirs: tuple[Path, Path], steps: int, logs: Path,
+                style: str = "TF_CONFIG") -> list[tuple[subprocess.Popen, Path]]:
+    """`odapi train` started as worker 0 and worker 1 of one cluster on loopback ports, each
+    with a temporary folder of its own for this launch, tmp-INDEX-LAUNCH (to see what it
+    leaves there); the processes and their logs."""
     hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
     launch = len(list(logs.glob("worker-0-*")))
     started = []
     for index, model_dir in enumerate(model_dirs):
         tmp = logs / f"tmp-{index}-{launch}"
         tmp.mkdir()
-        worker_env = {**os.environ, **(env or {}), "TMPDIR": str(tmp),
-                      "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
-                                               "task": {"type": "worker", "index": index}})}
+        worker_env = {**os.environ, "TMPDIR": str(tmp), **cluster_env(hosts, index, style)}
         log = logs / f"worker-{index}-{launch}.log"
         with open(log, "w") as sink:
             started.append((subprocess.Popen(
                 [sys.executable, "-m", "odapi", "train", "--config", "demo", "--data",
-                 str(records), "--model-dir", str(model_dir), "--steps", str(steps), *TINY],
+                 str(data), "--model-dir", str(model_dir), "--steps", str(steps), *TINY],
                 stdout=sink, stderr=subprocess.STDOUT, env=worker_env), log))
     return started
 
@@ -78,20 +82,26 @@ def wait_for(path: Path, workers: list, timeout: float = 900) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_path):
-    """Two workers train one run; worker 1 is killed (SIGKILL) after the first checkpoint: the
-    chief stops within a bounded time and says what happened and what to do. The same two
-    commands again resume from the chief's last checkpoint and both reach the final step in
-    lockstep (the same losses: one model, its batch split between them); only the chief
-    (worker 0) writes the run's files, and nothing of the other is left; the manifest records
-    the cluster."""
+    """Two workers train one run on a dataset to convert: the chief converts it into the model
+    dir while the other waits, then uses its records. Worker 1 is killed (SIGKILL) after the
+    first checkpoint: the chief stops within a bounded time and says what happened and what to
+    do. The same two commands again (given ODAPI_WORKERS, the compose way) resume from the
+    chief's last checkpoint and both reach the final step in lockstep (the same losses: one
+    model, its batch split between them); only the chief (worker 0) writes the run's files,
+    and nothing of the other is left; the manifest records the cluster."""
+    dataset = records.parent / "data" / "voc"  # what the shared records were converted from
     model_dir = tmp_path / "model"
-    workers = two_workers(records, (model_dir, model_dir), 9, tmp_path)
+    workers = two_workers(dataset, (model_dir, model_dir), 9, tmp_path)
     wait_for(model_dir / "ckpt-3.index", workers)
     workers[1][0].kill()
     killed = time.monotonic()
-    chief = ended(workers, timeout=300)[0]
+    chief, other = ended(workers, timeout=300)
     print(f"the chief ended {time.monotonic() - killed:.0f} s after worker 1 was killed")
+    assert f"converting {dataset} to {model_dir / 'records'}" in chief, chief[-3000:]
+    assert f"using the records converted earlier from {dataset}" in other, other[-3000:]
+    assert "converting" not in other
     assert [p.returncode for p, _ in workers] == [1, -9], chief[-3000:]
     assert "error: worker 0 lost contact with worker 1 (127.0.0.1:" in chief, chief[-3000:]
     assert "start them all again with the same commands" in chief and "Traceback" not in chief
@@ -100,7 +110,7 @@ def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_pa
     latest = checkpoint_step(latest_checkpoint(model_dir))  # what a resume starts from
     assert latest in (3, 6)
 
-    outputs = ended(two_workers(records, (model_dir, model_dir), 9, tmp_path))
+    outputs = ended(two_workers(dataset, (model_dir, model_dir), 9, tmp_path, style="odapi"))
     finals = []
     for output in outputs:
         assert f"from step {latest}" in output and "train 9/9" in output, output[-3000:]
@@ -108,7 +118,8 @@ def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_pa
     assert finals[0].split("|")[1] == finals[1].split("|")[1], finals  # the same losses
     assert "report.html" in outputs[0] and "report.html" not in outputs[1]  # one writes it
     assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith("ckpt-")) == [
-        "checkpoint", "label_map.pbtxt", "manifest.json", "params.yaml", "report.html", "train"]
+        "checkpoint", "label_map.pbtxt", "manifest.json", "params.yaml", "records",
+        "report.html", "train"]
     assert (model_dir / "ckpt-9.index").exists()
     assert not [p for p in model_dir.rglob("*") if "temp" in p.name]  # no save cut short
     manifest = json.loads((model_dir / "manifest.json").read_text())
@@ -122,8 +133,17 @@ def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_pa
         list((tmp_path / "tmp-1-1").rglob("*"))
 
     # a worker that does not see the chief's model dir (no shared storage): both stop
-    # before step one, each saying what each saw
+    # before step one, each saying what each saw; given records, at the checkpoints
     elsewhere = tmp_path / "not-shared"
+    workers = two_workers(dataset, (model_dir, elsewhere), 9, tmp_path)
+    chief, other = ended(workers)
+    assert [p.returncode for p, _ in workers] == [1, 1], [chief, other]
+    assert "error: worker 1 (127.0.0.1:" in chief and ") could not prepare the records (its " \
+        "own output says why)" in chief, chief[-3000:]
+    assert f"error: {elsewhere / 'records'}: no complete conversion of {dataset} with these " \
+        "options to use here, and this process only reads the one the chief worker makes" \
+        in other, other[-3000:]
+    assert not elsewhere.exists()
     workers = two_workers(records, (model_dir, elsewhere), 9, tmp_path)
     outputs = ended(workers)
     assert [p.returncode for p, _ in workers] == [1, 1], outputs
@@ -134,11 +154,13 @@ def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_pa
     assert json.loads((model_dir / "manifest.json").read_text()) == manifest
 
 
+@pytest.mark.slow
 def test_a_worker_alone_gives_up_after_the_join_timeout_and_refusals_come_first(records,
                                                                                 tmp_path):
     """A worker whose cluster never forms ends after ODAPI_CLUSTER_TIMEOUT with an error
     naming the cluster (TensorFlow alone would wait forever); what several workers cannot
-    do (--eval-every) is refused at once, before the wait."""
+    do (--eval-every) is refused at once, before the wait; a second worker with the same
+    index is refused as such."""
     hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
     env = {**os.environ, "ODAPI_CLUSTER_TIMEOUT": "5", "TF_CONFIG": json.dumps(
         {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": 0}})}
@@ -146,6 +168,13 @@ def test_a_worker_alone_gives_up_after_the_join_timeout_and_refusals_come_first(
                "--steps", "3", *TINY]
     alone = subprocess.Popen([*command, "--model-dir", tmp_path / "alone"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with socket.socket() as taken:  # as by a worker given the same index: 1, here
+        taken.bind(("127.0.0.1", int(hosts[1].split(":")[1])))
+        taken.listen()
+        twin = subprocess.run([*command, "--model-dir", tmp_path / "twin"], env={
+            **env, "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                            "task": {"type": "worker", "index": 1}})},
+            capture_output=True, text=True, timeout=300)
     refused = subprocess.run([*command, "--model-dir", tmp_path / "refused", "--eval-every",
                               "3"], env=env, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1
@@ -158,3 +187,28 @@ def test_a_worker_alone_gives_up_after_the_join_timeout_and_refusals_come_first(
     assert f"error: worker 0 waited 5 s for the other workers of its TF_CONFIG cluster " \
         f"({hosts[0]}, {hosts[1]}), and not all of them joined" in err, err
     assert not (tmp_path / "alone").exists()  # nothing written
+    assert twin.returncode == 1
+    assert f"error: worker 1 cannot listen on {hosts[1]}: another process on this machine " \
+        "already does, most likely a worker started with the same index" in twin.stderr, \
+        twin.stderr
+
+
+@pytest.mark.parametrize("workers, index, message", [
+    ("a,b:2223,a:2222", "1", "ODAPI_WORKERS names a worker twice ('a,b:2223,a:2222')"),
+    ("a,b", "2", "ODAPI_WORKER_INDEX must say which of the 2 workers in ODAPI_WORKERS this "
+                 "one is, 0 to 1 (0, the first, is the chief), not '2'"),
+    ("a,b", "", "ODAPI_WORKER_INDEX must say which of the 2 workers"),
+    ("a,b", "0", "both TF_CONFIG and ODAPI_WORKERS name a cluster: set one of them"),
+])
+def test_a_worker_list_that_names_no_cluster_is_refused(records, tmp_path, monkeypatch, workers,
+                                                        index, message):
+    """ODAPI_WORKERS and ODAPI_WORKER_INDEX (the compose stack's cluster) checked before
+    anything else: a worker twice, an index outside the list, TF_CONFIG given as well."""
+    monkeypatch.setenv("ODAPI_WORKERS", workers)
+    monkeypatch.setenv("ODAPI_WORKER_INDEX", index)
+    if message.startswith("both"):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}}))
+    code, out, err = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
+                               tmp_path / "model", "--steps", "3", *TINY)
+    assert code == 1 and f"error: {message}" in err, err
+    assert not (tmp_path / "model").exists()

@@ -47,12 +47,13 @@ def _converted_earlier(records: Path) -> dict | None:
 
 def prepare_records(source: Path, records: Path, *,
                     options: ConvertOptions | None = None, demo_if_empty: bool = False,
-                    demo_images: int = DEMO_IMAGES,
+                    demo_images: int = DEMO_IMAGES, reuse_only: bool = False,
                     log: Callable[[str], None] = print) -> Path:
     """The records folder to train on: `source` itself, or `records` made from it.
 
     `options` are the conversion's (format, images, class name, label map, split); without a
-    split, a dataset that is not split already is split train=0.8,val=0.2.
+    split, a dataset that is not split already is split train=0.8,val=0.2. `reuse_only`: use
+    a conversion another process made in `records` (a multi-worker run's chief), never write.
     """
     source = Path(source)
     if is_records_dir(source):
@@ -74,6 +75,7 @@ def prepare_records(source: Path, records: Path, *,
                                            "options": options.request()}:
             log(f"using the synthetic demo records in {records}")
             return records
+        _refuse_to_write(reuse_only, demo / "voc", records)
         log(f"{source} holds no dataset: generating the synthetic demo ({demo_images} images) "
             f"in {demo}")
         if not (demo / "voc").exists():
@@ -82,6 +84,7 @@ def prepare_records(source: Path, records: Path, *,
     elif _converted_earlier(records) == {"inputs": [str(source)], "options": options.request()}:
         log(f"using the records converted earlier from {source} in {records}")
         return records
+    _refuse_to_write(reuse_only, source, records)
     log(f"converting {source} to {records}")
     try:
         report = convert([source], records, options)
@@ -90,3 +93,11 @@ def prepare_records(source: Path, records: Path, *,
         raise
     log(report.summary())
     return records
+
+
+def _refuse_to_write(reuse_only: bool, source: Path, records: Path) -> None:
+    if reuse_only:
+        raise OdapiError(f"no complete conversion of {source} with these options to use here, "
+                         "and this process only reads the one the chief worker makes: give "
+                         "every worker the same --data (at the same path), conversion options "
+                         "and model dir", where=str(records))

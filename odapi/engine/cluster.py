@@ -17,20 +17,46 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import TypeVar
 
 from odapi.errors import OdapiError
 
+T = TypeVar("T")
+
+DEFAULT_PORT = 2222  # of a worker named without one in ODAPI_WORKERS (TensorFlow's examples')
 JOIN_TIMEOUT = 300.0  # seconds a worker waits for the others: less than supervise.py's
 # STEADY_SECONDS, so that `--restart-on-crash` gives up on a cluster that never forms
 
 
 def tf_config() -> dict:
-    """TF_CONFIG, parsed; {} when this process trains alone."""
+    """TF_CONFIG, parsed, or made from ODAPI_WORKERS; {} when this process trains alone."""
+    if os.environ.get("ODAPI_WORKERS"):
+        if os.environ.get("TF_CONFIG"):
+            raise OdapiError("both TF_CONFIG and ODAPI_WORKERS name a cluster: set one of them")
+        return _from_worker_list(os.environ["ODAPI_WORKERS"],
+                                 os.environ.get("ODAPI_WORKER_INDEX", ""))
     try:
         return json.loads(os.environ.get("TF_CONFIG") or "{}")
     except ValueError:
         raise OdapiError("TF_CONFIG is not valid JSON; see TensorFlow's multi-worker "
                          "training guide for its format") from None
+
+
+def _from_worker_list(hosts: str, index: str) -> dict:
+    """TF_CONFIG for ODAPI_WORKERS="train,worker" (hosts, each with its port or DEFAULT_PORT;
+    the first is the chief) and ODAPI_WORKER_INDEX (this worker's place in the list): the
+    compose stack's way, where the index is a setting of each service."""
+    addresses = [host if ":" in host else f"{host}:{DEFAULT_PORT}"
+                 for host in (part.strip() for part in hosts.split(",")) if host]
+    if len(set(addresses)) != len(addresses):
+        raise OdapiError(f"ODAPI_WORKERS names a worker twice ({hosts!r}): give each worker's "
+                         "host:port once, the chief first")
+    if not index.isdigit() or int(index) >= len(addresses):
+        raise OdapiError(f"ODAPI_WORKER_INDEX must say which of the {len(addresses)} workers "
+                         f"in ODAPI_WORKERS this one is, 0 to {len(addresses) - 1} (0, the "
+                         f"first, is the chief), not {index!r}")
+    return {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": int(index)}}
 
 
 def is_chief() -> bool:
@@ -56,6 +82,13 @@ def multi_worker_strategy():
         raise OdapiError(f"cannot join the TF_CONFIG cluster in this process ({e}): several "
                          "workers need a process of their own, where odapi.engine.cluster."
                          "start() runs before anything else uses TensorFlow") from None
+    except tf.errors.UnknownError as e:
+        if "Could not start gRPC server" not in str(e):
+            raise
+        raise OdapiError(f"{this_worker()} cannot listen on {workers()[_this_row()]}: another "
+                         "process on this machine already does, most likely a worker started "
+                         "with the same index; give each worker its own index (or free that "
+                         "port)") from None
     finally:
         watchdog.stdin.close()  # joined, or failed: either way, no longer waiting
         watchdog.wait()
@@ -165,15 +198,10 @@ def check_same_start(model_dir, failure: OdapiError | None, step: int | None) ->
     this one could not) and sees the same latest checkpoint in it (`step`), or none. A worker
     that did not would otherwise restore other weights than the chief, or stop alone while
     the others wait for it."""
-    rows = gather_from_workers([1.0 if failure else 0.0, -1.0 if step is None else float(step)])
-    if failure:
-        raise failure
+    stop_together(failure, "use the model dir, which every worker needs")
+    rows = gather_from_workers([-1.0 if step is None else float(step)])
     names = _worker_labels()
-    failed = [name for name, row in zip(names, rows, strict=True) if row[0]]
-    if failed:
-        raise OdapiError(f"{', '.join(failed)} cannot use the model dir (its own output says "
-                         "why); every worker needs it", where=str(model_dir))
-    steps = [int(row[1]) for row in rows]
+    steps = [int(row[0]) for row in rows]
     if len(set(steps)) > 1:
         seen = "; ".join(f"{name}: {f'step {s}' if s >= 0 else 'no checkpoint'}"
                          for name, s in zip(names, steps, strict=True))
@@ -227,9 +255,46 @@ def lost_worker(error: Exception) -> OdapiError | None:
 
 
 def start() -> None:
-    """Join the cluster before anything else runs TensorFlow, when TF_CONFIG names one."""
-    if tf_config().get("cluster"):
+    """Join the cluster before anything else runs TensorFlow, when TF_CONFIG (or
+    ODAPI_WORKERS) names one."""
+    config = tf_config()
+    if config.get("cluster"):
+        os.environ["TF_CONFIG"] = json.dumps(config)  # what TensorFlow reads
+        os.environ.pop("ODAPI_WORKERS", None)
         multi_worker_strategy()
+
+
+def active() -> bool:
+    """Whether this process is one of several workers."""
+    return bool(tf_config().get("cluster"))
+
+
+def chief_first(action: Callable[[], T], what: str) -> T:
+    """`action` on the chief, then on the others once it has succeeded (they find what it
+    made and use it): the one writer of the shared model dir goes first, and if any worker
+    cannot do `what`, all of them stop together. Alone, just `action`."""
+    if not active():
+        return action()
+    result, failure = None, None
+    for my_turn in (is_chief(), not is_chief()):
+        if my_turn:
+            try:
+                result = action()
+            except OdapiError as e:
+                failure = e
+        stop_together(failure, what)
+    return result
+
+
+def stop_together(failure: OdapiError | None, what: str) -> None:
+    """Raise `failure` here, and on every other worker an error naming the workers that
+    could not do `what`: a worker that stopped alone would leave the others waiting for it."""
+    rows = gather_from_workers([1.0 if failure else 0.0])
+    if failure:
+        raise failure
+    failed = [name for name, row in zip(_worker_labels(), rows, strict=True) if row[0]]
+    if failed:
+        raise OdapiError(f"{', '.join(failed)} could not {what} (its own output says why)")
 
 
 def describe(global_batch_size: int) -> dict | None:

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from odapi.data.records import count_examples, evaluation_split, split_pattern
+from odapi.engine import cluster
 from odapi.engine.length import Length, RunLength, decide, scale_schedule
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
@@ -295,7 +296,7 @@ def _device_policy(params, explicit: set[str]) -> None:
     if "runtime.num_gpus" not in explicit:
         runtime["num_gpus"] = gpus
     if "runtime.distribution_strategy" not in explicit:
-        if os.environ.get("TF_CONFIG"):
+        if cluster.active():
             runtime["distribution_strategy"] = "multi_worker_mirrored"
         else:
             runtime["distribution_strategy"] = "mirrored" if gpus > 1 else "one_device"

@@ -67,10 +67,7 @@ def plan(request: TrainRequest, log: Callable[[str], None] = print,
     data = request.data
     demo = data is not None and request.demo_if_empty and is_empty(Path(data))
     if data is not None and prepare and not _is_pipeline_config(request.config):
-        reading = dataclasses.replace(request.reading, label_map=request.label_map)
-        data = prepare_records(data, Path(request.model_dir) / "records", options=reading,
-                               demo_if_empty=request.demo_if_empty,
-                               demo_images=request.demo_images, log=log)
+        data = _records(request, log)
     config, init, length = request.config, request.init_checkpoint, request.length
     chosen = config in (None, AUTO)
     if chosen:
@@ -95,6 +92,20 @@ def plan(request: TrainRequest, log: Callable[[str], None] = print,
     return run
 
 
+def _records(request: TrainRequest, log: Callable[[str], None]) -> Path:
+    """Stage 1. With several workers the chief, the model dir's one writer, converts first;
+    the others then use its conversion."""
+    reading = dataclasses.replace(request.reading, label_map=request.label_map)
+
+    def prepare() -> Path:
+        return prepare_records(request.data, Path(request.model_dir) / "records",
+                               options=reading, demo_if_empty=request.demo_if_empty,
+                               demo_images=request.demo_images,
+                               reuse_only=not cluster.is_chief(), log=log)
+
+    return cluster.chief_first(prepare, "prepare the records")
+
+
 def run_training(request: TrainRequest, log: Callable[[str], None] = print,
                  progress: bool = True, verbose: bool = False,
                  on_started: Callable[[], None] | None = None) -> TrainResult:
@@ -104,7 +115,9 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
     cluster.check_supported(request.eval_every, request.patience)
     cluster.start()  # before anything else runs TensorFlow
     run = plan(request, log)
-    _fetch_init_checkpoint(run, Path(request.model_dir), log, progress)
+    cluster.chief_first(  # on one host, the others then find it in the cache
+        lambda: _fetch_init_checkpoint(run, Path(request.model_dir), log, progress),
+        "fetch the checkpoint to start from")
     subset = use_eval_subset(run, request.model_dir)
     if subset and subset.path:
         log(f"evaluating {subset.examples} of {subset.total} validation examples (1 in "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from odapi.data.records import record_files
 from odapi.engine import cluster, preflight
-from odapi.engine.cluster import describe, is_chief, multi_worker_strategy, tf_config
+from odapi.engine.cluster import describe, is_chief, multi_worker_strategy
 from odapi.engine.config import RunConfig
 from odapi.engine.eval_subset import use_eval_subset
 from odapi.engine.fine_tuning import InitReport, restore_for_fine_tuning
@@ -76,7 +76,7 @@ def build_trainer(params, model_dir: Path):
     from official.modeling import performance
 
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-    if tf_config().get("cluster"):
+    if cluster.active():
         if params.runtime.distribution_strategy != "multi_worker_mirrored":
             raise OdapiError(f"TF_CONFIG names a cluster, but runtime.distribution_strategy "
                              f"is {params.runtime.distribution_strategy!r}: several workers "
@@ -186,7 +186,7 @@ def _preflight_together(run: RunConfig, model_dir: Path) -> tuple:
     except OSError as e:  # reading the checkpoint state, say
         failure = OdapiError(f"cannot read the model dir ({e.strerror or e})",
                              where=str(model_dir))
-    if tf_config().get("cluster"):
+    if cluster.active():
         cluster.check_same_start(model_dir, failure, checkpoint_step(latest) if latest else None)
     elif failure:
         raise failure
@@ -267,7 +267,7 @@ class _Training:
         run again then ends at once instead of building the model (half a minute) to train
         nothing. Never for a multi-worker run: every worker must take the same path, and
         another process may record an evaluation between two workers' checks."""
-        if os.environ.get("TF_CONFIG"):
+        if cluster.active():
             return None
         latest = latest_checkpoint(self.model_dir)
         step = checkpoint_step(latest) if latest else None
