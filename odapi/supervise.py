@@ -54,6 +54,11 @@ def supervise(argv: list[str], log: Callable[[str], None], *,
                 return code if code >= 0 else 128 - code
             crashes = 1 if time.monotonic() - started >= steady_seconds else crashes + 1
             name = _signal_name(-code)
+            if _one_of_several_workers():
+                log(f"odapi {argv[0]} crashed: killed by {name}{_why(-code)}. Not started "
+                    "again: it is one of several workers, which stop together; start every "
+                    "worker again to resume")
+                return 128 - code
             if crashes >= crash_limit:
                 log(f"odapi {argv[0]} crashed {crashes} times in a row (last: {name}); "
                     "giving up. Look at the lines above each crash, and at the host's memory "
@@ -70,6 +75,17 @@ def supervise(argv: list[str], log: Callable[[str], None], *,
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _one_of_several_workers() -> bool:
+    """Restarted alone, a worker of a cluster would wait for the others, which have stopped."""
+    from odapi.engine import cluster
+    from odapi.errors import OdapiError
+
+    try:
+        return cluster.active()
+    except OdapiError:  # a cluster setting the child has already reported
+        return False
 
 
 def _signal_name(signum: int) -> str:

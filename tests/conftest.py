@@ -56,6 +56,14 @@ def run_odapi(*args: str | Path | int) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(autouse=True)
+def alone(monkeypatch):
+    """Every test trains alone unless it says otherwise: no cluster exported in a developer's
+    shell leaks into it."""
+    for name in ("TF_CONFIG", "ODAPI_WORKERS", "ODAPI_WORKER_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def odapi():
     """`run_odapi`, for tests that take it as a fixture."""

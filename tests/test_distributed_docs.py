@@ -19,7 +19,8 @@ DOC = Path(__file__).parent.parent / "docs" / "distributed.md"
 
 @pytest.fixture(scope="module")
 def manifest() -> dict[str, dict]:
-    (block,) = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S)
+    (block,) = re.findall(r"reads the manifest below.*?```yaml\n(.*?)```", DOC.read_text(),
+                          re.S)
     documents = list(yaml.safe_load_all(block))
     assert [(d["apiVersion"], d["kind"]) for d in documents] == [("v1", "Service"),
                                                                  ("batch/v1", "Job")]

@@ -101,7 +101,7 @@ def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_pa
     print(f"the chief ended {time.monotonic() - killed:.0f} s after worker 1 was killed")
     assert f"converting {dataset} to {model_dir / 'records'}" in chief, chief[-3000:]
     assert f"using the records converted earlier from {dataset}" in other, other[-3000:]
-    assert "converting" not in other
+    assert f"converting {dataset}" not in other
     assert [p.returncode for p, _ in workers] == [1, -9], chief[-3000:]
     assert "error: worker 0 lost contact with worker 1 (127.0.0.1:" in chief, chief[-3000:]
     assert "start them all again with the same commands" in chief and "Traceback" not in chief
@@ -138,8 +138,8 @@ def test_two_workers_train_one_run_survive_losing_one_and_resume(records, tmp_pa
     workers = two_workers(dataset, (model_dir, elsewhere), 9, tmp_path)
     chief, other = ended(workers)
     assert [p.returncode for p, _ in workers] == [1, 1], [chief, other]
-    assert "error: worker 1 (127.0.0.1:" in chief and ") could not prepare the records (its " \
-        "own output says why)" in chief, chief[-3000:]
+    assert "error: worker 1 (127.0.0.1:" in chief and ") could not prepare the records: its " \
+        "own output says why; mend that, then start every worker again" in chief, chief[-3000:]
     assert f"error: {elsewhere / 'records'}: no complete conversion of {dataset} with these " \
         "options to use here, and this process only reads the one the chief worker makes" \
         in other, other[-3000:]
@@ -198,12 +198,16 @@ def test_a_worker_alone_gives_up_after_the_join_timeout_and_refusals_come_first(
     ("a,b", "2", "ODAPI_WORKER_INDEX must say which of the 2 workers in ODAPI_WORKERS this "
                  "one is, 0 to 1 (0, the first, is the chief), not '2'"),
     ("a,b", "", "ODAPI_WORKER_INDEX must say which of the 2 workers"),
+    ("a,b:x", "0", "ODAPI_WORKERS: 'b:x' is not a worker's host[:port] (port 1-65535; 2222 "
+                   "when left out)"),
+    ("", "1", "ODAPI_WORKER_INDEX is 1 but ODAPI_WORKERS, the list of workers, is not set"),
     ("a,b", "0", "both TF_CONFIG and ODAPI_WORKERS name a cluster: set one of them"),
 ])
-def test_a_worker_list_that_names_no_cluster_is_refused(records, tmp_path, monkeypatch, workers,
-                                                        index, message):
+def test_cluster_settings_that_do_not_add_up_are_refused(records, tmp_path, monkeypatch,
+                                                         workers, index, message):
     """ODAPI_WORKERS and ODAPI_WORKER_INDEX (the compose stack's cluster) checked before
-    anything else: a worker twice, an index outside the list, TF_CONFIG given as well."""
+    anything else: a worker twice, an index outside the list or without one, a port that is
+    not one, TF_CONFIG given as well."""
     monkeypatch.setenv("ODAPI_WORKERS", workers)
     monkeypatch.setenv("ODAPI_WORKER_INDEX", index)
     if message.startswith("both"):

@@ -75,13 +75,13 @@ def test_a_crash_is_run_again_and_a_stop_is_passed_on(tmp_path):
     assert not Path(f"/proc/{second}").exists()
 
 
-def test_gives_up_after_crashes_in_a_row(tmp_path):
-    """Each run killed soon after it starts: after `crash_limit` in a row, the last signal's
-    status, and a line that says so."""
-    me, killed, said = os.getpid(), [], []
+def killing(tmp_path: Path, count: int) -> tuple[threading.Thread, list[int]]:
+    """A thread that kills (SIGKILL) this process's children running on `tmp_path`, each as
+    it starts, `count` of them; the pids it killed."""
+    me, killed = os.getpid(), []
 
     def killer() -> None:
-        while len(killed) < 2:
+        while len(killed) < count:
             for child in children(me):  # the supervised follower of this test's folder
                 if child not in killed and str(tmp_path).encode() in \
                         Path(f"/proc/{child}/cmdline").read_bytes():
@@ -91,6 +91,14 @@ def test_gives_up_after_crashes_in_a_row(tmp_path):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
+    return thread, killed
+
+
+def test_gives_up_after_crashes_in_a_row(tmp_path):
+    """Each run killed soon after it starts: after `crash_limit` in a row, the last signal's
+    status, and a line that says so."""
+    said = []
+    thread, killed = killing(tmp_path, 2)
     code = supervise(["eval", "--model-dir", str(tmp_path), "--follow", "--poll", "1"],
                      said.append, crash_limit=2)
     thread.join(timeout=5)
@@ -98,3 +106,18 @@ def test_gives_up_after_crashes_in_a_row(tmp_path):
     assert len(killed) == 2
     assert said[0].startswith("odapi eval crashed: killed by SIGKILL")
     assert said[-1].startswith("odapi eval crashed 2 times in a row (last: SIGKILL); giving up")
+
+
+def test_one_of_several_workers_is_not_started_again_alone(tmp_path, monkeypatch):
+    """Restarted alone, a worker would wait for the others, which its crash has stopped."""
+    monkeypatch.setenv("ODAPI_WORKERS", "127.0.0.1:2222,127.0.0.1:2223")
+    monkeypatch.setenv("ODAPI_WORKER_INDEX", "1")
+    said = []
+    thread, killed = killing(tmp_path, 1)
+    code = supervise(["eval", "--model-dir", str(tmp_path), "--follow", "--poll", "1"],
+                     said.append)
+    thread.join(timeout=5)
+    assert code == 128 + signal.SIGKILL and len(killed) == 1
+    assert said == ["odapi eval crashed: killed by SIGKILL (the kernel's OOM killer sends it "
+                    "when memory runs out). Not started again: it is one of several workers, "
+                    "which stop together; start every worker again to resume"]

@@ -75,7 +75,7 @@ def prepare_records(source: Path, records: Path, *,
                                            "options": options.request()}:
             log(f"using the synthetic demo records in {records}")
             return records
-        _refuse_to_write(reuse_only, demo / "voc", records)
+        _refuse_to_write(reuse_only, "the synthetic demo", records)
         log(f"{source} holds no dataset: generating the synthetic demo ({demo_images} images) "
             f"in {demo}")
         if not (demo / "voc").exists():
@@ -84,7 +84,7 @@ def prepare_records(source: Path, records: Path, *,
     elif _converted_earlier(records) == {"inputs": [str(source)], "options": options.request()}:
         log(f"using the records converted earlier from {source} in {records}")
         return records
-    _refuse_to_write(reuse_only, source, records)
+    _refuse_to_write(reuse_only, str(source), records)
     log(f"converting {source} to {records}")
     try:
         report = convert([source], records, options)
@@ -95,7 +95,9 @@ def prepare_records(source: Path, records: Path, *,
     return records
 
 
-def _refuse_to_write(reuse_only: bool, source: Path, records: Path) -> None:
+def _refuse_to_write(reuse_only: bool, source: str, records: Path) -> None:
+    """With `reuse_only`, a conversion that is not there already is an error: converting
+    would write into another process's folder."""
     if reuse_only:
         raise OdapiError(f"no complete conversion of {source} with these options to use here, "
                          "and this process only reads the one the chief worker makes: give "

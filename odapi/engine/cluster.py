@@ -31,11 +31,16 @@ JOIN_TIMEOUT = 300.0  # seconds a worker waits for the others: less than supervi
 
 def tf_config() -> dict:
     """TF_CONFIG, parsed, or made from ODAPI_WORKERS; {} when this process trains alone."""
-    if os.environ.get("ODAPI_WORKERS"):
+    index = os.environ.get("ODAPI_WORKER_INDEX", "").strip()
+    if not os.environ.get("ODAPI_WORKERS", "").strip() and index not in ("", "0") and \
+            not os.environ.get("TF_CONFIG"):
+        raise OdapiError(f"ODAPI_WORKER_INDEX is {index} but ODAPI_WORKERS, the list of "
+                         "workers, is not set: set it on every worker (the compose stack's: "
+                         "ODAPI_WORKERS=train,worker), or unset ODAPI_WORKER_INDEX")
+    if os.environ.get("ODAPI_WORKERS", "").strip():
         if os.environ.get("TF_CONFIG"):
             raise OdapiError("both TF_CONFIG and ODAPI_WORKERS name a cluster: set one of them")
-        return _from_worker_list(os.environ["ODAPI_WORKERS"],
-                                 os.environ.get("ODAPI_WORKER_INDEX", ""))
+        return _from_worker_list(os.environ["ODAPI_WORKERS"], index)
     try:
         return json.loads(os.environ.get("TF_CONFIG") or "{}")
     except ValueError:
@@ -49,6 +54,12 @@ def _from_worker_list(hosts: str, index: str) -> dict:
     compose stack's way, where the index is a setting of each service."""
     addresses = [host if ":" in host else f"{host}:{DEFAULT_PORT}"
                  for host in (part.strip() for part in hosts.split(",")) if host]
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise OdapiError(f"ODAPI_WORKERS: {address!r} is not a worker's host[:port] (port "
+                             f"1-65535; {DEFAULT_PORT} when left out): give each worker as "
+                             "host or host:port, separated by commas, the chief first")
     if len(set(addresses)) != len(addresses):
         raise OdapiError(f"ODAPI_WORKERS names a worker twice ({hosts!r}): give each worker's "
                          "host:port once, the chief first")
@@ -198,7 +209,7 @@ def check_same_start(model_dir, failure: OdapiError | None, step: int | None) ->
     this one could not) and sees the same latest checkpoint in it (`step`), or none. A worker
     that did not would otherwise restore other weights than the chief, or stop alone while
     the others wait for it."""
-    stop_together(failure, "use the model dir, which every worker needs")
+    stop_together(failure, "use the model dir, which every worker needs", str(model_dir))
     rows = gather_from_workers([-1.0 if step is None else float(step)])
     names = _worker_labels()
     steps = [int(row[0]) for row in rows]
@@ -260,8 +271,19 @@ def start() -> None:
     config = tf_config()
     if config.get("cluster"):
         os.environ["TF_CONFIG"] = json.dumps(config)  # what TensorFlow reads
-        os.environ.pop("ODAPI_WORKERS", None)
+        for name in ("ODAPI_WORKERS", "ODAPI_WORKER_INDEX"):  # said once, in TF_CONFIG
+            os.environ.pop(name, None)
+        _grow_gpu_memory()
         multi_worker_strategy()
+
+
+def _grow_gpu_memory() -> None:
+    """Workers may share a host's GPUs (the compose profile runs two on one host): each takes
+    GPU memory as it needs it, not nearly all of it at once as TensorFlow does by default."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
 
 
 def active() -> bool:
@@ -276,17 +298,24 @@ def chief_first(action: Callable[[], T], what: str) -> T:
     if not active():
         return action()
     result, failure = None, None
-    for my_turn in (is_chief(), not is_chief()):
-        if my_turn:
-            try:
-                result = action()
-            except OdapiError as e:
-                failure = e
-        stop_together(failure, what)
+    if is_chief():
+        result, failure = _attempt(action)
+    stop_together(failure, what)
+    if not is_chief():
+        result, failure = _attempt(action)
+    stop_together(failure, what)
     return result
 
 
-def stop_together(failure: OdapiError | None, what: str) -> None:
+def _attempt(action: Callable[[], T]) -> tuple[T | None, BaseException | None]:
+    """`action`'s result, or what it raised: raised again only once the others know of it."""
+    try:
+        return action(), None
+    except Exception as e:  # an OSError too: the others must not wait for a worker gone
+        return None, e
+
+
+def stop_together(failure: BaseException | None, what: str, where: str | None = None) -> None:
     """Raise `failure` here, and on every other worker an error naming the workers that
     could not do `what`: a worker that stopped alone would leave the others waiting for it."""
     rows = gather_from_workers([1.0 if failure else 0.0])
@@ -294,7 +323,8 @@ def stop_together(failure: OdapiError | None, what: str) -> None:
         raise failure
     failed = [name for name, row in zip(_worker_labels(), rows, strict=True) if row[0]]
     if failed:
-        raise OdapiError(f"{', '.join(failed)} could not {what} (its own output says why)")
+        raise OdapiError(f"{', '.join(failed)} could not {what}: its own output says why; "
+                         "mend that, then start every worker again", where=where)
 
 
 def describe(global_batch_size: int) -> dict | None:

@@ -118,7 +118,8 @@ def run_training(request: TrainRequest, log: Callable[[str], None] = print,
     cluster.chief_first(  # on one host, the others then find it in the cache
         lambda: _fetch_init_checkpoint(run, Path(request.model_dir), log, progress),
         "fetch the checkpoint to start from")
-    subset = use_eval_subset(run, request.model_dir)
+    subset = cluster.chief_first(lambda: use_eval_subset(run, request.model_dir),
+                                 "write the evaluation sample")
     if subset and subset.path:
         log(f"evaluating {subset.examples} of {subset.total} validation examples (1 in "
             f"{subset.every}{f', at most {subset.limit}' if subset.limit else ''}): "
