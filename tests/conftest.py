@@ -194,7 +194,6 @@ def fresh_copy(model_dir: Path, into: Path) -> Path:
 # measurements). `--steps` sets the length; it would also stretch the preset's 300-step
 # schedule, so the two schedule keys given with --set keep it as it was when measured.
 LEARNED_STEPS = 160
-HALF_WAY = LEARNED_STEPS // 2  # kept (max_to_keep): the SIGKILL drill takes over from there
 LEARN = ["--config", "demo", "--steps", str(LEARNED_STEPS), "-q",
          "--set", "task.model.input_size=[128,128,3]",
          "--set", "task.train_data.global_batch_size=16",
@@ -202,7 +201,6 @@ LEARN = ["--config", "demo", "--steps", str(LEARNED_STEPS), "-q",
          "--set", "trainer.steps_per_loop=10",
          "--set", "trainer.checkpoint_interval=10",
          "--set", "trainer.summary_interval=10",
-         "--set", f"trainer.max_to_keep={(LEARNED_STEPS - HALF_WAY) // 10 + 1}",
          "--set", "trainer.optimizer_config.learning_rate.cosine.decay_steps=300",
          "--set", "trainer.optimizer_config.warmup.linear.warmup_steps=30",
          "--eval-every", str(LEARNED_STEPS)]  # one evaluation, at the end, by the same command

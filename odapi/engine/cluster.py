@@ -25,8 +25,7 @@ from odapi.errors import OdapiError
 T = TypeVar("T")
 
 DEFAULT_PORT = 2222  # of a worker named without one in ODAPI_WORKERS (TensorFlow's examples')
-JOIN_TIMEOUT = 300.0  # seconds a worker waits for the others: less than supervise.py's
-# STEADY_SECONDS, so that `--restart-on-crash` gives up on a cluster that never forms
+JOIN_TIMEOUT = 300.0  # seconds a worker waits for the others to join
 
 
 def tf_config() -> dict:
