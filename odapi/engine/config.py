@@ -342,6 +342,7 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
         params.validate()
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise OdapiError(f"the resolved config is inconsistent: {e}", where=str(path)) from None
+    _check_input_size(params.task.model, path)
     pipeline = source.pipeline
     return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
                      label_map_path=label_map, init_checkpoint=checkpoint,
@@ -350,6 +351,19 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
                      or (pipeline.eval_every_nth if pipeline else 1),
                      eval_sample_limit=pipeline.max_eval_examples if pipeline else None,
                      notes=notes)
+
+
+def _check_input_size(model, path: Path) -> None:
+    """A feature pyramid halves the input max_level times, then adds each level to the one
+    below scaled up: a side that does not halve evenly fails deep in TensorFlow instead."""
+    multiple = 2 ** getattr(model, "max_level", 0)
+    sides = list(model.input_size[:2])
+    if any(side % multiple for side in sides):
+        fitting = [-(-side // multiple) * multiple for side in sides]
+        raise OdapiError(f"task.model.input_size {list(model.input_size)}: height and width "
+                         f"must be multiples of {multiple} (2 ** task.model.max_level) for "
+                         f"this model; e.g. {[*fitting, *model.input_size[2:]]}",
+                         where=str(path))
 
 
 @dataclass
