@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "odapi:cpu"
 HOST_UID, HOST_GID = 4321, 4321  # a "host user" that is not root, even when tests run as root
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-TRAIN_ARGS = " ".join(["--steps", "6", *TINY])  # ODAPI_TRAIN_ARGS, split on spaces by compose
+# ODAPI_TRAIN_ARGS, split on spaces by compose; a demo of 40 images (400 by default)
+TRAIN_ARGS = " ".join(["--steps", "6", "--demo-images", "40", *TINY])
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -157,7 +158,8 @@ def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
             assert wait_for_exit(client, project, service) == 0, \
                 compose(env, "logs", service).stdout[-4000:]
         logs = {service: compose(env, "logs", service).stdout for service in ("train", "worker")}
-        assert "generating the synthetic demo" in logs["train"], logs["train"][-4000:]
+        assert "generating the synthetic demo (40 images)" in logs["train"], \
+            logs["train"][-4000:]
         assert "using the synthetic demo records in /model/records" in logs["worker"], \
             logs["worker"][-4000:]
         for output in logs.values():

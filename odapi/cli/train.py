@@ -54,6 +54,9 @@ def add_train(commands, shared: Shared) -> None:
     p.add_argument("--demo-if-empty", action="store_true",
                    help="train on the synthetic demo dataset when --data holds nothing "
                         "(what `docker compose up` does without a dataset)")
+    p.add_argument("--demo-images", type=positive_int, metavar="N",
+                   help="with --demo-if-empty: how many synthetic images the demo makes "
+                        "(default: 400)")
     p.add_argument("--train-data", metavar="GLOB", help="training records (overrides --data)")
     p.add_argument("--val-data", metavar="GLOB", help="validation records (overrides --data)")
     p.add_argument("--steps", "--num-train-steps", "--num_train_steps", dest="steps",
@@ -88,6 +91,7 @@ def add_train(commands, shared: Shared) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from odapi.data.prepare import DEMO_IMAGES
     from odapi.engine.job import TrainRequest, plan, run_training
     from odapi.engine.length import Length
     from odapi.engine.train import summary_table
@@ -96,6 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     request = TrainRequest(
         model_dir=args.model_dir, config=args.config, data=args.data,
         reading=reading_options(args), demo_if_empty=args.demo_if_empty,
+        demo_images=args.demo_images or DEMO_IMAGES,
         train_data=args.train_data, val_data=args.val_data, label_map=args.label_map,
         length=Length(steps=args.steps, epochs=args.epochs), sets=args.set,
         init_checkpoint=args.init_checkpoint, from_scratch=args.from_scratch,
