@@ -233,7 +233,7 @@ class Moment:
 
 
 def kill_plan(seed: int) -> list[Moment]:
-    """Five moments: at least one of each kind, in a seeded random order.
+    """Three moments, one of each kind, in a seeded random order.
 
     Start-up takes about 45 s on the 2-core CI machine (imports, model, tracing: measured to
     the end of the training loop's trace), so a kill 1-20 s after launch lands in it.
@@ -242,7 +242,7 @@ def kill_plan(seed: int) -> list[Moment]:
     training still has work to do, and the final session trains at most the last 60 of the
     160 steps."""
     rng = random.Random(seed)
-    kinds = [*KINDS, *rng.choices(KINDS, k=2)]
+    kinds = list(KINDS)
     rng.shuffle(kinds)
     aimed = sum(kind != "start-up" for kind in kinds)
     last = rng.choice((110, 120))
@@ -388,10 +388,10 @@ def final_ap50(model_dir: Path) -> float:
 
 
 @pytest.mark.slow
-def test_training_killed_at_five_random_moments_still_finishes_and_learns(records,
+def test_training_killed_at_three_random_moments_still_finishes_and_learns(records,
                                                                          learned_run,
                                                                          tmp_path):
-    """Training killed with SIGKILL at five random moments, restarted each time by the same
+    """Training killed with SIGKILL at three random moments, restarted each time by the same
     command: reaches the final step, every checkpoint loads, and the final AP is no lower than
     an uninterrupted run's with the same seed, beyond noise.
 
@@ -406,15 +406,16 @@ def test_training_killed_at_five_random_moments_still_finishes_and_learns(record
     augmentations, and a restart starts the data pipeline afresh, so the runs cannot be
     bit-identical: they agree within noise. 160 steps of the demo preset at 128x128, batch 16,
     reached AP50 0.61-0.88 on the 12 validation images: uninterrupted 0.68, 0.65, 0.79, 0.80,
-    0.81, 0.61, 0.73; killed five times 0.70, 0.82, 0.71, 0.88, 0.77. That is a run-to-run standard
-    deviation of about 0.09, 0.12 for the difference of two runs. A killed run may end higher (a
-    restart starts the data order afresh, so early batches are seen again); it may not end lower
-    by more than AP50_TOLERANCE, 0.3, 2.5 of those, so the drill does not flake on noise. What
-    it catches: a resume that lost what was learnt (weights not restored, or training restarted
-    from scratch) ends near 0, since the final session trains at most the last 60 steps and a
-    model trained from scratch for 60 steps has an AP50 near 0; AP50_FLOOR, 0.4, catches that by
-    itself and makes sure both runs learnt (runs 40 steps shorter are near 0.4). Subtler losses
-    (optimizer state only) are within noise here."""
+    0.81, 0.61, 0.73; killed five times (as the drill once did) 0.70, 0.82, 0.71, 0.88, 0.77.
+    That is a run-to-run standard deviation of about 0.09, 0.12 for the difference of two runs.
+    (Batch 8 instead of 16, which would halve the drill's time, ended at 0.39 and 0.61.) A
+    killed run may end higher (a restart starts the data order afresh, so early batches are
+    seen again); it may not end lower by more than AP50_TOLERANCE, 0.3, 2.5 of those, so the
+    drill does not flake on noise. What it catches: a resume that lost what was learnt (weights
+    not restored, or training restarted from scratch) ends near 0, since the final session
+    trains at most the last 60 steps and a model trained from scratch for 60 steps has an AP50
+    near 0; AP50_FLOOR, 0.4, catches that by itself and makes sure both runs learnt (runs 40
+    steps shorter are near 0.4). Subtler losses (optimizer state only) are within noise here."""
     seed = int(os.environ.get("ODAPI_DRILL_SEED") or random.SystemRandom().randrange(10**6))
     plan = kill_plan(seed)
     context = f"drill seed {seed} (ODAPI_DRILL_SEED={seed} replays it); moments: " + \
@@ -456,7 +457,7 @@ def test_training_killed_at_five_random_moments_still_finishes_and_learns(record
     # removes: `odapi train` deletes them when it starts, remove_unfinished_saves)
 
     killed_ap50, reference_ap50 = final_ap50(model_dir), final_ap50(learned_run)
-    numbers = f"AP50 {killed_ap50:.3f} killed 5 times, {reference_ap50:.3f} uninterrupted"
+    numbers = f"AP50 {killed_ap50:.3f} killed {len(plan)} times, {reference_ap50:.3f} uninterrupted"
     print(numbers)
     assert min(killed_ap50, reference_ap50) >= AP50_FLOOR, f"{context}\n{numbers}"
     assert killed_ap50 >= reference_ap50 - AP50_TOLERANCE, f"{context}\n{numbers}"

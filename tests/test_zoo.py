@@ -19,7 +19,7 @@ import pytest
 
 from odapi import zoo
 
-from conftest import TINY, Server, odapi_running
+from conftest import TINY, Server, run_odapi
 
 NAME = "spinenet49mobile-coco"
 URL_PATH = "/tf_model_garden/vision/retinanet/spinenet49mobile.tar.gz"  # as published
@@ -178,10 +178,9 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_p
     """No --config on a real dataset: retinanet_mobile (no GPU here) from its COCO checkpoint,
     said at the start, downloaded once; the learning-rate schedule follows --steps."""
     model_dir = tmp_path / "model"
-    with odapi_running("train", "--data", records, "--model-dir", model_dir,
-                       "--steps", "4", *TINY) as process:
-        out, err = process.communicate(timeout=900)
-    assert process.returncode == 0, err
+    code, out, err = run_odapi("train", "--data", records, "--model-dir", model_dir,
+                               "--steps", "4", *TINY)
+    assert code == 0, err
     assert "no --config: training the `retinanet_mobile` preset (no GPU here" in err
     assert "fine-tuned from coco (its COCO checkpoint), for 4 steps" in err
     assert f"downloading {server.url()}{URL_PATH}" in err
@@ -191,11 +190,10 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_p
     assert manifest["config"]["length"] == {"steps": 4, "epochs": 0.44, "from": "--steps"}
 
     server.close()  # the same command again: it resumes, and needs no checkpoint to start from
-    with odapi_running("train", "--data", records, "--model-dir", model_dir,
-                       "--steps", "4", *TINY) as process:  # finished: nothing to train
-        # (resumed training is test_train's; this is about the download)
-        out, err = process.communicate(timeout=900)
-    assert process.returncode == 0, err
+    # (finished: nothing to train; resumed training is test_train's, this is about the download)
+    code, out, err = run_odapi("train", "--data", records, "--model-dir", model_dir,
+                               "--steps", "4", *TINY)
+    assert code == 0, err
     assert f"resuming {model_dir} from step 4: trained to its last step (4) already; " \
         "nothing to do" in err and "downloading" not in err
     manifest = json.loads((model_dir / "manifest.json").read_text())
