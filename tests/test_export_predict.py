@@ -295,7 +295,8 @@ def test_letterbox_feeds_the_model_as_model_garden_does(keep_aspect_ratio):
 
 def test_an_export_of_a_run_whose_records_are_gone(run, tmp_path):
     """The SavedModel alone is still exported (said to be unmeasured); converted models,
-    which are not declared done unchecked, stop the export before any work."""
+    which are not declared done unchecked, stop the export before any work. Exported for
+    encoded images, from the latest checkpoint: that step's evaluation comes along."""
     copy = fresh_copy(run, tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
     for split in ("train_data", "validation_data"):
@@ -305,27 +306,25 @@ def test_an_export_of_a_run_whose_records_are_gone(run, tmp_path):
                                "--tflite")
     assert code == 1 and "no images to measure the exported models on" in err, err
     assert "converting" not in err and not (tmp_path / "lite").exists()
-    code, out, err = run_odapi("export", "--model-dir", copy, "--out", tmp_path / "export")
+    code, out, err = run_odapi("export", "--model-dir", copy, "--out", tmp_path / "export",
+                               "--checkpoint", "latest", "--input-type", "image_bytes")
     assert code == 0, err
     assert "the SavedModel will not be measured" in err
     assert "## Not measured" in (tmp_path / "export" / "README.md").read_text()
-    assert json.loads((tmp_path / "export" / "manifest.json").read_text())["models"] == []
-
-
-@pytest.mark.parametrize("input_type", ["image_bytes", "tf_example"])
-def test_other_input_types(run, tmp_path, input_type):
-    out = tmp_path / input_type
-    code, stdout, err = run_odapi("export", "--model-dir", run, "--out", out, "--checkpoint",
-                                  "latest", "--input-type", input_type)
-    assert code == 0, err
-    signature = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
-    assert signature.structured_input_signature[1]["inputs"].dtype == tf.string
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["checkpoint"] == list_checkpoints(run)[-1]
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert manifest["models"] == []
+    assert takes_strings(tmp_path / "export")
+    assert manifest["checkpoint"] == list_checkpoints(copy)[-1]
     # the latest step was evaluated too: its evaluation (and best thresholds) come along
-    evaluation = json.loads((run / "eval" / "metrics.json").read_text())["evaluations"][-1]
+    evaluation = json.loads((copy / "eval" / "metrics.json").read_text())["evaluations"][-1]
     assert manifest["eval"]["step"] == evaluation["step"] == manifest["step"]
     assert manifest["eval"]["thresholds"] == evaluation["thresholds"]
+
+
+def takes_strings(export: Path) -> bool:
+    """The exported SavedModel's input is a batch of strings (image_bytes, tf_example)."""
+    signature = tf.saved_model.load(str(export / "saved_model")).signatures["serving_default"]
+    return signature.structured_input_signature[1]["inputs"].dtype == tf.string
 
 
 def test_predict_writes_pictures_json_and_csv_and_survives_a_bad_image(exported, tmp_path):
@@ -402,8 +401,9 @@ def test_predict_threshold_best_needs_an_evaluated_export(exported, tmp_path):
 def test_export_describes_the_checkpoint_it_exported_when_best_changes_meanwhile(run,
                                                                                  tmp_path):
     """An evaluation that records a new best while the export runs replaces best/: the export
-    still reads the checkpoint it chose (pinned) and its manifest describes that one."""
-    from odapi.export import export_model
+    still reads the checkpoint it chose (pinned) and its manifest describes that one. (For
+    tf.Example protos: measured on the validation images encoded as such.)"""
+    from odapi.export import ExportOptions, export_model
     from odapi.model_dir.metrics import MetricsStore
 
     copy = fresh_copy(run, tmp_path)
@@ -419,7 +419,9 @@ def test_export_describes_the_checkpoint_it_exported_when_best_changes_meanwhile
             assert store.add(better, other)  # best/ now holds another checkpoint
             replaced.append(store.best())
 
-    result = export_model(copy, tmp_path / "export", log=log)
+    result = export_model(copy, tmp_path / "export", ExportOptions(input_type="tf_example"),
+                          log=log)
+    assert takes_strings(tmp_path / "export") and result.models[0].file == "saved_model"
     assert replaced and replaced[0]["checkpoint"] != chosen["checkpoint"]
     assert not Path(chosen["checkpoint"] + ".index").exists()  # gone from best/ meanwhile
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
