@@ -159,6 +159,7 @@ FROZEN = ["--set", "trainer.optimizer_config.learning_rate.cosine.initial_learni
           "--set", "trainer.optimizer_config.warmup.linear.warmup_learning_rate=0.0"]
 
 
+@pytest.mark.slow
 def test_patience_stops_a_run_whose_ap_plateaus_in_process_and_beside_eval_follow(records,
                                                                                    tmp_path):
     """--patience N with --eval-every: the first evaluation is the best, so it stops after N
