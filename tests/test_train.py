@@ -387,6 +387,8 @@ def broken_records(records: Path, folder: Path, case: str) -> list[str]:
         return ["--data", records, "--set", "trainer.train_stepz=3"]
     if case == "unknown preset":
         return ["--data", records, "--config", "retinanet_mobil"]
+    if case == "demo images without a demo":
+        return ["--data", records, "--demo-images", "40"]
     if case == "input size the feature pyramid cannot halve":
         return ["--data", records, "--set", "task.model.input_size=[96,96,3]"]
     raise AssertionError(case)
@@ -400,6 +402,7 @@ def broken_records(records: Path, folder: Path, case: str) -> list[str]:
     ("unwritable model dir", "the model dir is not writable"),
     ("config key typo", "did you mean 'trainer.train_steps'?"),
     ("unknown preset", "did you mean 'retinanet_mobile'?"),
+    ("demo images without a demo", "--demo-images is how many images --demo-if-empty makes"),
     ("input size the feature pyramid cannot halve",
      "task.model.input_size [96, 96, 3]: height and width must be multiples of 128 "
      "(2 ** task.model.max_level) for this model; e.g. [128, 128, 3]"),

@@ -95,8 +95,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from odapi.engine.job import TrainRequest, plan, run_training
     from odapi.engine.length import Length
     from odapi.engine.train import summary_table
+    from odapi.errors import OdapiError
 
     quiet_model_garden(args.verbose)
+    if args.demo_images and not args.demo_if_empty:
+        raise OdapiError("--demo-images is how many images --demo-if-empty makes; add "
+                         "--demo-if-empty, or leave --demo-images out")
     request = TrainRequest(
         model_dir=args.model_dir, config=args.config, data=args.data,
         reading=reading_options(args), demo_if_empty=args.demo_if_empty,
