@@ -356,8 +356,14 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
 def _check_input_size(model, path: Path) -> None:
     """A feature pyramid halves the input max_level times, then adds each level to the one
     below scaled up: a side that does not halve evenly fails deep in TensorFlow instead."""
+    size = model.input_size
+    if not isinstance(size, list | tuple) or len(size) != 3 or not all(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0
+            for value in size):
+        raise OdapiError("task.model.input_size must be [height, width, channels] in whole "
+                         f"pixels, e.g. [640, 640, 3], not {size!r}", where=str(path))
     multiple = 2 ** getattr(model, "max_level", 0)
-    sides = list(model.input_size[:2])
+    sides = list(size[:2])
     if any(side % multiple for side in sides):
         fitting = [-(-side // multiple) * multiple for side in sides]
         raise OdapiError(f"task.model.input_size {list(model.input_size)}: height and width "
