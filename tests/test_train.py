@@ -404,7 +404,8 @@ def broken_records(records: Path, folder: Path, case: str) -> list[str]:
     ("unknown preset", "did you mean 'retinanet_mobile'?"),
     ("demo images without a demo", "--demo-images is how many images --demo-if-empty makes"),
     ("input size the feature pyramid cannot halve",
-     "task.model.input_size [96, 96, 3]: height and width must be multiples of 128 "
+     "--set task.model.input_size: task.model.input_size [96, 96, 3]: height and width must "
+     "be multiples of 128 "
      "(2 ** task.model.max_level) for this model; e.g. [128, 128, 3]"),
 ])
 def test_pre_flight_errors_come_before_training(records, tmp_path, case, expected):

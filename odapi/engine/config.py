@@ -342,7 +342,9 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
         params.validate()
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise OdapiError(f"the resolved config is inconsistent: {e}", where=str(path)) from None
-    _check_input_size(params.task.model, path)
+    size_key = "task.model.input_size"
+    _check_input_size(params.task.model, f"--set {size_key}" if size_key in on_command_line
+                      else str(path))
     pipeline = source.pipeline
     return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
                      label_map_path=label_map, init_checkpoint=checkpoint,
@@ -353,7 +355,7 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
                      notes=notes)
 
 
-def _check_input_size(model, path: Path) -> None:
+def _check_input_size(model, where: str) -> None:
     """A feature pyramid halves the input max_level times, then adds each level to the one
     below scaled up: a side that does not halve evenly fails deep in TensorFlow instead."""
     size = model.input_size
@@ -361,7 +363,7 @@ def _check_input_size(model, path: Path) -> None:
             isinstance(value, int) and not isinstance(value, bool) and value > 0
             for value in size):
         raise OdapiError("task.model.input_size must be [height, width, channels] in whole "
-                         f"pixels, e.g. [640, 640, 3], not {size!r}", where=str(path))
+                         f"pixels, e.g. [640, 640, 3], not {size!r}", where=where)
     multiple = 2 ** getattr(model, "max_level", 0)
     sides = list(size[:2])
     if any(side % multiple for side in sides):
@@ -369,7 +371,7 @@ def _check_input_size(model, path: Path) -> None:
         raise OdapiError(f"task.model.input_size {list(model.input_size)}: height and width "
                          f"must be multiples of {multiple} (2 ** task.model.max_level) for "
                          f"this model; e.g. {[*fitting, *model.input_size[2:]]}",
-                         where=str(path))
+                         where=where)
 
 
 @dataclass
