@@ -46,9 +46,10 @@ zero point in the input's details (1 and 0 for uint8: plain pixels). Outputs, fl
 every model: `detection_boxes` [1, N, 4] ([ymin, xmin, ymax, xmax]), `detection_classes`,
 `detection_scores` [1, N], `num_detections` [1]. Post-processing is TFLite's
 `TFLite_Detection_PostProcess`, as in the OD API's TFLite detectors, with per-class NMS as the
-SavedModel's. Classes are 0-based: label-map id minus one. Run the models on one thread (the
-runtime's default): with 2 to N threads, that op's per-class NMS loses the class whose index
-equals the thread count (tensorflow/tensorflow#56058)."""
+SavedModel's, on boxes clipped to the input first, as the SavedModel's are. Classes are
+0-based: label-map id minus one. Run the models on one thread (the runtime's default): with
+2 to N threads, that op's per-class NMS loses the class whose index equals the thread count
+(tensorflow/tensorflow#56058)."""
     else:
         model = f"""Input `inputs`: uint8 [1, {size[0]}, {size[1]}, 3]. Outputs: the SavedModel's
 four, classes as label-map ids; the model's own NMS runs as ordinary ops."""

@@ -56,6 +56,24 @@ def _without_background(scores, anchors_per_location: int, num_classes: int):
     return tf.reshape(split[..., 1:], [1, height, width, anchors_per_location * (num_classes - 1)])
 
 
+def _clipped(raw_boxes, anchors, size: tuple[int, int], weights):
+    """One level's box encodings [1, H, W, anchors * 4] re-encoded after clipping the boxes
+    they decode to to `size` (the input the image is fitted to), as Model Garden's generator
+    clips before its NMS and the TFLite op does not: without it, boxes reaching past the input
+    overlapped less, survived NMS, and cost a weak model 0.03 AP50 against its SavedModel."""
+    import tensorflow as tf
+    from official.vision.ops import box_ops
+
+    shape = tf.shape(raw_boxes)
+    encoded, anchors = tf.reshape(raw_boxes, [-1, 4]), tf.reshape(anchors, [-1, 4])
+    decoded = box_ops.decode_boxes(encoded, anchors, weights)
+    limit = tf.constant([size[0], size[1], size[0], size[1]], tf.float32)
+    clipped = tf.clip_by_value(decoded, 0.0, limit)
+    sides = tf.maximum(clipped[:, 2:] - clipped[:, :2], 1.0)  # a pixel at least: log(0)
+    clipped = tf.concat([clipped[:, :2], clipped[:, :2] + sides], axis=1)
+    return tf.reshape(box_ops.encode_boxes(clipped, anchors, weights), shape)
+
+
 def save_postprocess_source(module, params, into: Path) -> Path:
     """`module`'s RetinaNet as the function the converter makes a builtin-op model of: float32
     pixels [1, H, W, 3] (0-255, letterboxed to the input size) in; boxes normalized to that
@@ -66,6 +84,7 @@ def save_postprocess_source(module, params, into: Path) -> Path:
 
     model, generator = module.model, params.task.model.detection_generator
     height, width = input_size(module)
+    fit, _ = fitting(params)
     anchors = module._build_anchor_boxes()
     anchor = params.task.model.anchor
     per_location = anchor.num_scales * len(anchor.aspect_ratios)
@@ -87,6 +106,8 @@ def save_postprocess_source(module, params, into: Path) -> Path:
         scores, boxes, _ = model.head(features, training=False)
         scores = {level: _without_background(s, per_location, num_classes)
                   for level, s in scores.items()}
+        boxes = {level: _clipped(b, anchors[level], fit, generator.box_coder_weights)
+                 for level, b in boxes.items()}
         boxes, classes, scores, count = detection_generator._generate_detections_tflite(
             boxes, scores, anchors, dict(post_processing), generator.box_coder_weights)
         return {"detection_boxes": boxes, "detection_classes": classes,

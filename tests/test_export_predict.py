@@ -507,13 +507,12 @@ def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(le
 def test_predict_takes_every_exported_model_and_finds_the_same_shapes(exported, model, tmp_path,
                                                                      fresh_shapes):
     """`predict --model FILE` with each exported model: COCO AP50 within that model's
-    tolerance of the SavedModel's on the same fresh images, and every confident detection
-    (score >= 0.5) of the float models has a twin in the SavedModel's: same class, IoU >= 0.8,
-    score within 0.05 (int8: its AP50 only). Nine in ten at least: a model that learned badly
-    on an image fires boxes of no width or height at its corner, which Model Garden's
-    post-processing and TFLite_Detection_PostProcess clip and suppress differently (seen in
-    CI: 3 of 52 in both TFLite models, on one image)."""
-    from odapi.data.boxes import iou
+    tolerance of the SavedModel's on the same fresh images, and (but int8) the same
+    detections: each one of score >= 0.1 has a twin in the other's, same class, IoU >= 0.8,
+    score within 0.05, both ways. (TFLite's post-processing op did not clip boxes to the input
+    before its NMS, as Model Garden's does: boxes reaching past the input survived it, and a
+    model that had learned less lost 0.03 AP50 as TFLite in CI.) fp16 may differ on one in
+    fifty: a rounded score can tip NMS's choice between two boxes."""
     from odapi.predict import predict
 
     images, annotations, reference = fresh_shapes
@@ -525,16 +524,10 @@ def test_predict_takes_every_exported_model_and_finds_the_same_shapes(exported, 
         return
     ours = _by_image(tmp_path / "out" / "detections.json")
     theirs = _by_image(reference.out / "detections.json")
-    compared, alone = 0, []
-    for name, detections in ours.items():
-        for cls, score, box in (d for d in detections if d[1] >= 0.5):
-            twins = [(1.0 if np.abs(box - b).max() <= 1 else iou(box, b), abs(score - s))
-                     for c, s, b in theirs.get(name, []) if c == cls]  # iou(): 0 for no area
-            if not any(overlap >= 0.8 and apart <= 0.05 for overlap, apart in twins):
-                alone.append((Path(name).name, cls, round(score, 3), box.round(1).tolist()))
-            compared += 1
-    assert compared >= 20
-    assert len(alone) <= compared // 10, alone
+    compared = sum(score >= 0.1 for found in ours.values() for _, score, _ in found)
+    alone = _without_twins(ours, theirs) + _without_twins(theirs, ours)
+    assert compared >= 100
+    assert len(alone) <= (compared // 50 if model == "model_fp16.tflite" else 0), alone
 
 
 def _by_image(detections_json: Path) -> dict[str, list]:
@@ -544,6 +537,21 @@ def _by_image(detections_json: Path) -> dict[str, list]:
         found.setdefault(r["file_name"], []).append(
             (r["category_id"], r["score"], np.array([y, x, y + h, x + w])))
     return found
+
+
+def _without_twins(ours: dict[str, list], theirs: dict[str, list]) -> list[tuple]:
+    """Our detections of score >= 0.1 that have no twin in theirs: same class, IoU >= 0.8
+    (or within a pixel: iou() is 0 for boxes without area), score within 0.05."""
+    from odapi.data.boxes import iou
+
+    alone = []
+    for name, detections in ours.items():
+        for cls, score, box in (d for d in detections if d[1] >= 0.1):
+            twins = [(1.0 if np.abs(box - b).max() <= 1 else iou(box, b), abs(score - s))
+                     for c, s, b in theirs.get(name, []) if c == cls]
+            if not any(overlap >= 0.8 and apart <= 0.05 for overlap, apart in twins):
+                alone.append((Path(name).name, cls, round(score, 3), box.round(1).tolist()))
+    return alone
 
 
 @pytest.fixture(scope="module")
