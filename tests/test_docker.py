@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_layouts import labelimg
+from test_layouts import labelimg, tutorial_repo
 
 from odapi.data.synthetic import write_demo_dataset
 
@@ -281,20 +281,33 @@ def test_a_labelimg_dataset_fine_tunes_shows_progress_and_survives_a_crash(clien
         compose(env, "down", "--volumes", "--remove-orphans")
 
 
-def test_a_dataset_without_usable_images_ends_the_stack_once(client, image, tmp_path):
-    """No image can be found: `docker compose up` (train, eval, tensorboard) prints the error
-    once and returns; nothing is restarted, and eval and TensorBoard never start."""
-    write_demo_dataset(tmp_path / "source", count=4, seed=1, formats=("voc",))
-    data = labelimg(tmp_path / "source", tmp_path / "dataset")
+def _without_images(source: Path, root: Path) -> Path:
+    data = labelimg(source, root)
     shutil.rmtree(data / "images")
+    return data
+
+
+@pytest.mark.parametrize("layout, says", [
+    (_without_images, ["error: no images to convert",
+                       "image not found: 000000.jpg; looked in /data/annotations"]),
+    (tutorial_repo, ["choose one with --format voc or --format tf-csv\n",
+                     "(the compose stack takes options in ODAPI_TRAIN_ARGS: set it in .env"]),
+], ids=["no usable image", "two formats"])
+def test_a_dataset_to_fix_ends_the_stack_once(client, image, tmp_path, layout, says):
+    """A dataset the user must fix (no image can be found; two annotation formats to choose
+    from): `docker compose up` (train, eval, tensorboard) prints the error once, with where
+    the option it asks for goes, and returns; nothing is restarted, and eval and TensorBoard
+    never start."""
+    write_demo_dataset(tmp_path / "source", count=4, seed=1, formats=("voc", "tf-csv"))
+    data = layout(tmp_path / "source", tmp_path / "dataset")
     env = stack_env(tmp_path, data, "")
     try:
         result = compose(env, "up", "--no-build", timeout=900)
         output = result.stdout + result.stderr
         assert result.returncode != 0, output[-3000:]
         assert output.count("error: ") == 1, output[-3000:]
-        assert "error: no images to convert" in output
-        assert "image not found: 000000.jpg; looked in /data/annotations" in output
+        for line in says:
+            assert line in output, output[-3000:]
         train = container_of(client, env, "train")
         assert train.attrs["State"]["ExitCode"] == 1
         assert train.attrs["RestartCount"] == 0

@@ -163,10 +163,19 @@ def tutorial_repo(source: Path, root: Path) -> Path:
     return root
 
 
-def test_tutorial_repo_with_train_and_test_csvs(odapi, source, reference, tmp_path):
+def test_tutorial_repo_with_train_and_test_csvs(odapi, source, reference, tmp_path,
+                                               monkeypatch):
+    """Its XML files and CSVs describe the same images: the user chooses, and in the compose
+    stack (which sets ODAPI_OPTIONS_FROM) is told where the option goes."""
     root = tutorial_repo(source, tmp_path / "repo")
     ambiguous = convert(odapi, root, tmp_path / "none")
-    assert ambiguous.code == 1 and "choose one with --format" in ambiguous.err
+    assert ambiguous.code == 1 and "choose one with --format voc or --format tf-csv" in \
+        ambiguous.err, ambiguous.err
+    assert "ODAPI_TRAIN_ARGS" not in ambiguous.err
+    monkeypatch.setenv("ODAPI_OPTIONS_FROM", "ODAPI_TRAIN_ARGS")
+    assert "\n(the compose stack takes options in ODAPI_TRAIN_ARGS: set it in .env" in \
+        convert(odapi, root, tmp_path / "none").err
+    monkeypatch.delenv("ODAPI_OPTIONS_FROM")
 
     result = convert(odapi, root, tmp_path / "out", "--format", "tf-csv")
     assert result.code == 0, result.text

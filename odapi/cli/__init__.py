@@ -5,6 +5,7 @@ options several commands take are declared once, in `options.py`."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from odapi import __version__
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except OdapiError as e:
         if args.verbose:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{_where_options_go(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -57,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {unexpected(e)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _where_options_go(error: OdapiError) -> str:
+    """In the compose stack, whose services set ODAPI_OPTIONS_FROM, nobody types the command:
+    an error that asks for an option also says which variable the options go in."""
+    variable = os.environ.get("ODAPI_OPTIONS_FROM")
+    if not variable or " --" not in f" {error.message}":
+        return ""
+    return f"\n(the compose stack takes options in {variable}: set it in .env or beside " \
+        "`docker compose up`)"
 
 
 def _names_restart_on_crash(argument: str) -> bool:

@@ -78,8 +78,9 @@ def detect(source: Path, format_name: str | None = None,
     if len(found) > 1:
         listing = "; ".join(f"{name}: {len(files)} file(s), e.g. {files[0]}"
                             for name, files in found.items())
+        choices = " or ".join(f"--format {name}" for name in found)
         raise OdapiError(f"found more than one annotation format ({listing}); "
-                         "choose one with --format", where=str(source))
+                         f"choose one with {choices}", where=str(source))
     (name, files), = found.items()
     return FORMATS[name], files
 
