@@ -517,8 +517,10 @@ def test_predict_takes_every_exported_model_and_finds_the_same_shapes(exported, 
     detections: each one of score >= 0.1 has a twin in the other's, same class, IoU >= 0.8,
     score within 0.05, both ways. (TFLite's post-processing op did not clip boxes to the input
     before its NMS, as Model Garden's does: boxes reaching past the input survived it, and a
-    model that had learned less lost 0.03 AP50 as TFLite in CI.) fp16 may differ on one in
-    fifty: a rounded score can tip NMS's choice between two boxes."""
+    model that had learned less lost 0.03 AP50 as TFLite in CI.) fp16's rounded scores can tip
+    NMS's choice between two boxes of nearly the same score (seen in CI: IoU 0.6 and 0.7, both
+    scored 0.112 or 0.18): its twins overlap by NMS's threshold, 0.5, which no two boxes NMS
+    kept do, and one in fifty may have none."""
     from odapi.predict import predict
 
     images, annotations, reference = fresh_shapes
@@ -531,7 +533,8 @@ def test_predict_takes_every_exported_model_and_finds_the_same_shapes(exported, 
     ours = _by_image(tmp_path / "out" / "detections.json")
     theirs = _by_image(reference.out / "detections.json")
     compared = sum(score >= 0.1 for found in ours.values() for _, score, _ in found)
-    alone = _without_twins(ours, theirs) + _without_twins(theirs, ours)
+    overlap = 0.5 if model == "model_fp16.tflite" else 0.8
+    alone = _without_twins(ours, theirs, overlap) + _without_twins(theirs, ours, overlap)
     assert compared >= 100
     assert len(alone) <= (compared // 50 if model == "model_fp16.tflite" else 0), alone
 
@@ -545,8 +548,9 @@ def _by_image(detections_json: Path) -> dict[str, list]:
     return found
 
 
-def _without_twins(ours: dict[str, list], theirs: dict[str, list]) -> list[tuple]:
-    """Our detections of score >= 0.1 that have no twin in theirs: same class, IoU >= 0.8
+def _without_twins(ours: dict[str, list], theirs: dict[str, list],
+                   overlap: float) -> list[tuple]:
+    """Our detections of score >= 0.1 that have no twin in theirs: same class, IoU >= overlap
     (or within a pixel: iou() is 0 for boxes without area), score within 0.05."""
     from odapi.data.boxes import iou
 
@@ -555,7 +559,7 @@ def _without_twins(ours: dict[str, list], theirs: dict[str, list]) -> list[tuple
         for cls, score, box in (d for d in detections if d[1] >= 0.1):
             twins = [(1.0 if np.abs(box - b).max() <= 1 else iou(box, b), abs(score - s))
                      for c, s, b in theirs.get(name, []) if c == cls]
-            if not any(overlap >= 0.8 and apart <= 0.05 for overlap, apart in twins):
+            if not any(shared >= overlap and apart <= 0.05 for shared, apart in twins):
                 alone.append((Path(name).name, cls, round(score, 3), box.round(1).tolist()))
     return alone
 
