@@ -216,23 +216,28 @@ def _write_models(staging: Path, params, checkpoint: str, options: ExportOptions
 
 def _write_tflite(staging: Path, params, checkpoint: str, options: ExportOptions,
                   log: Callable[[str], None]) -> list[int]:
-    """One source function saved once, converted for every precision asked for."""
+    """One source function saved once, converted for every precision asked for; RetinaNet's
+    int8 model from a second one whose boxes are not clipped before NMS (tflite.py says why)."""
     import tensorflow as tf
 
     from odapi import tflite
 
     fixed = _serving_module(params, "image_tensor", batch_size=1)
     tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
-    source = staging.parent / "tflite_source"
+    sources = {None: staging.parent / "tflite_source"}
     if tflite.has_detection_postprocess(params):
-        tflite.save_postprocess_source(fixed, params, source)
+        tflite.save_postprocess_source(fixed, params, sources[None])
+        if "int8" in options.quantize:
+            sources["int8"] = tflite.save_postprocess_source(
+                fixed, params, staging.parent / "tflite_source_int8", clip_boxes=False)
     else:
-        tflite.save_fixed_size_source(fixed, source)
+        tflite.save_fixed_size_source(fixed, sources[None])
     calibration = tflite.calibration_images(params, tflite.input_size(fixed),
                                             options.calibration_images) \
         if "int8" in options.quantize else None
     for quantize in (None, *dict.fromkeys(options.quantize)):
         log(f"converting to TFLite ({quantize or 'float32'})")
+        source = sources.get(quantize, sources[None])
         model, flex = tflite.convert_model(source, quantize, calibration, options.int8_io)
         name = tflite.tflite_name(quantize, flex)
         if flex:
