@@ -93,3 +93,17 @@ def test_eval_follow_with_one_checkpoint_is_refused(odapi, tmp_path):
     assert result.code == 2
     assert "--follow evaluates each new checkpoint until the run's last, --checkpoint one" \
         in result.err
+
+
+def test_an_error_in_the_compose_stack_names_the_variable_its_option_comes_from(
+        odapi, tmp_path, monkeypatch):
+    """compose.yaml passes --model-dir itself, from ODAPI_MODEL_DIR: an error asking for it
+    points there, not at ODAPI_TRAIN_ARGS (test_layouts has an option that goes there)."""
+    monkeypatch.delenv("ODAPI_OPTIONS_FROM", raising=False)
+    args = ("export", "--model-dir", tmp_path, "--out", tmp_path / "export")
+    typed = odapi(*args)
+    assert typed.code == 1 and typed.err.endswith("give the --model-dir that `odapi train` "
+                                                  "writes to\n"), typed.err
+    monkeypatch.setenv("ODAPI_OPTIONS_FROM", "ODAPI_TRAIN_ARGS")
+    assert odapi(*args).err.endswith("\n(the compose stack sets --model-dir from ODAPI_MODEL_DIR: "
+                                     "set it in .env or beside `docker compose up`)\n")

@@ -167,6 +167,7 @@ def test_tutorial_repo_with_train_and_test_csvs(odapi, source, reference, tmp_pa
                                                monkeypatch):
     """Its XML files and CSVs describe the same images: the user chooses, and in the compose
     stack (which sets ODAPI_OPTIONS_FROM) is told where the option goes."""
+    monkeypatch.delenv("ODAPI_OPTIONS_FROM", raising=False)  # as typed, not in the stack
     root = tutorial_repo(source, tmp_path / "repo")
     ambiguous = convert(odapi, root, tmp_path / "none")
     assert ambiguous.code == 1 and "choose one with --format voc or --format tf-csv" in \

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from odapi import __version__
@@ -60,14 +61,24 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+# The options compose.yaml passes itself, each from the variable that sets it
+COMPOSE_SETS = {"--config": "ODAPI_CONFIG", "--data": "ODAPI_DATA",
+                "--model-dir": "ODAPI_MODEL_DIR"}
+
+
 def _where_options_go(error: OdapiError) -> str:
     """In the compose stack, whose services set ODAPI_OPTIONS_FROM, nobody types the command:
-    an error that asks for an option also says which variable the options go in."""
+    an error that asks for an option also says which variable the option goes in."""
     variable = os.environ.get("ODAPI_OPTIONS_FROM")
-    if not variable or " --" not in f" {error.message}":
+    named = dict.fromkeys(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", error.message))
+    if not variable or not named:
         return ""
-    return f"\n(the compose stack takes options in {variable}: set it in .env or beside " \
-        "`docker compose up`)"
+    ways = [f"sets {option} from {COMPOSE_SETS[option]}" for option in named
+            if option in COMPOSE_SETS]
+    if any(option not in COMPOSE_SETS for option in named):
+        ways.insert(0, f"takes options in {variable}")
+    return f"\n(the compose stack {' and '.join(ways)}: set {'them' if len(ways) > 1 else 'it'} " \
+        "in .env or beside `docker compose up`)"
 
 
 def _names_restart_on_crash(argument: str) -> bool:
