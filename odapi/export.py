@@ -224,21 +224,21 @@ def _write_tflite(staging: Path, params, checkpoint: str, options: ExportOptions
 
     fixed = _serving_module(params, "image_tensor", batch_size=1)
     tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
-    sources = {None: staging.parent / "tflite_source"}
+    source = int8_source = staging.parent / "tflite_source"
     if tflite.has_detection_postprocess(params):
-        tflite.save_postprocess_source(fixed, params, sources[None])
+        tflite.save_postprocess_source(fixed, params, source)
         if "int8" in options.quantize:
-            sources["int8"] = tflite.save_postprocess_source(
+            int8_source = tflite.save_postprocess_source(
                 fixed, params, staging.parent / "tflite_source_int8", clip_boxes=False)
     else:
-        tflite.save_fixed_size_source(fixed, sources[None])
+        tflite.save_fixed_size_source(fixed, source)
     calibration = tflite.calibration_images(params, tflite.input_size(fixed),
                                             options.calibration_images) \
         if "int8" in options.quantize else None
     for quantize in (None, *dict.fromkeys(options.quantize)):
         log(f"converting to TFLite ({quantize or 'float32'})")
-        source = sources.get(quantize, sources[None])
-        model, flex = tflite.convert_model(source, quantize, calibration, options.int8_io)
+        model, flex = tflite.convert_model(int8_source if quantize == "int8" else source,
+                                           quantize, calibration, options.int8_io)
         name = tflite.tflite_name(quantize, flex)
         if flex:
             log(f"the converter could not express this model in TFLite's builtin ops: {name} "

@@ -46,8 +46,8 @@ zero point in the input's details (1 and 0 for uint8: plain pixels). Outputs, fl
 every model: `detection_boxes` [1, N, 4] ([ymin, xmin, ymax, xmax]), `detection_classes`,
 `detection_scores` [1, N], `num_detections` [1]. Post-processing is TFLite's
 `TFLite_Detection_PostProcess`, as in the OD API's TFLite detectors, with per-class NMS as the
-SavedModel's, on boxes clipped to the input first, as the SavedModel's are (but int8's: its
-8-bit clipped boxes lost their precision). Classes are
+SavedModel's, on boxes clipped first, as the SavedModel's are (to the model's input, padding
+included; int8 models skip the clipping, which cost their boxes precision). Classes are
 0-based: label-map id minus one. Run the models on one thread (the runtime's default): with
 2 to N threads, that op's per-class NMS loses the class whose index equals the thread count
 (tensorflow/tensorflow#56058)."""

@@ -58,9 +58,11 @@ def _without_background(scores, anchors_per_location: int, num_classes: int):
 
 def _clipped(raw_boxes, anchors, size: tuple[int, int], weights):
     """One level's box encodings [1, H, W, anchors * 4] re-encoded after clipping the boxes
-    they decode to to `size` (the input the image is fitted to), as Model Garden's generator
-    clips before its NMS and the TFLite op does not: without it, boxes reaching past the input
-    overlapped less, survived NMS, and cost a weak model 0.03 AP50 against its SavedModel."""
+    they decode to to `size`, as Model Garden's generator clips before its NMS and the TFLite
+    op does not: without it, boxes reaching past the input overlapped less, survived NMS, and
+    cost a weak model 0.03 AP50 against its SavedModel. `size` is the area the image is fitted
+    to: the image itself when stretched; letterboxed, it may take in padding on one side,
+    where the SavedModel clips to the image (a fixed-size model knows no image's size)."""
     import tensorflow as tf
     from official.vision.ops import box_ops
 
@@ -69,7 +71,8 @@ def _clipped(raw_boxes, anchors, size: tuple[int, int], weights):
     decoded = box_ops.decode_boxes(encoded, anchors, weights)
     limit = tf.constant([size[0], size[1], size[0], size[1]], tf.float32)
     clipped = tf.clip_by_value(decoded, 0.0, limit)
-    sides = tf.maximum(clipped[:, 2:] - clipped[:, :2], 1.0)  # a pixel at least: log(0)
+    # a pixel at least: a box clipped to nothing would encode to log(1e-8 / anchor's side)
+    sides = tf.maximum(clipped[:, 2:] - clipped[:, :2], 1.0)
     clipped = tf.concat([clipped[:, :2], clipped[:, :2] + sides], axis=1)
     return tf.reshape(box_ops.encode_boxes(clipped, anchors, weights), shape)
 
@@ -78,8 +81,9 @@ def save_postprocess_source(module, params, into: Path, clip_boxes: bool = True)
     """`module`'s RetinaNet as the function the converter makes a builtin-op model of: float32
     pixels [1, H, W, 3] (0-255, letterboxed to the input size) in; boxes normalized to that
     input, 0-based classes, scores and a count out. Without `clip_boxes`, boxes reach NMS
-    unclipped: for int8, whose 8-bit decoded and re-encoded boxes lose their precision (the
-    demo model's int8 AP fell from 0.82 to 0.57 clipped; AP50 held)."""
+    unclipped: for int8, where clipping cost the boxes their precision (the demo model's int8
+    AP fell from 0.82 to 0.57, AP50 held; likely the boxes decoded to pixels far past the
+    input, and their re-encodings, each quantized to 8 bits)."""
     import tensorflow as tf
     from official.vision.modeling.layers import detection_generator
     from official.vision.ops import preprocess_ops
