@@ -192,6 +192,7 @@ def test_stack_trains_evaluates_and_serves_tensorboard(client, image, tmp_path):
                             "/model/export", *images, "--out", "/model/predictions", "-q")
         assert predicted.returncode == 0, predicted.stdout + predicted.stderr
         assert "2 image(s)" in predicted.stdout
+        assert "WARNING" not in exported.stderr + predicted.stderr  # TensorFlow's, on loading
         assert (model_dir / "predictions" / "detections.json").exists()
         assert sorted(p.name for p in (model_dir / "predictions" / "images").iterdir()) == \
             ["000000.jpg", "000001.jpg"]
