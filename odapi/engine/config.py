@@ -345,6 +345,8 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
     size_key = "task.model.input_size"
     _check_input_size(params.task.model, f"--set {size_key}" if size_key in on_command_line
                       else str(path))
+    loop_keys = {"trainer.summary_interval", "trainer.steps_per_loop"} & set(on_command_line)
+    _check_summary_interval(params.trainer, "--set" if loop_keys else str(path))
     pipeline = source.pipeline
     return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
                      label_map_path=label_map, init_checkpoint=checkpoint,
@@ -371,6 +373,20 @@ def _check_input_size(model, where: str) -> None:
         raise OdapiError(f"task.model.input_size {list(model.input_size)}: height and width "
                          f"must be multiples of {multiple} (2 ** task.model.max_level) for "
                          f"this model; e.g. {[*fitting, *model.input_size[2:]]}",
+                         where=where)
+
+
+def _check_summary_interval(trainer, where: str) -> None:
+    """Orbit writes training summaries at the end of a loop, and refuses at the first step,
+    as a ValueError, an interval that does not fall on one. Values that are not counts are
+    Model Garden's to refuse."""
+    interval, loop = trainer.summary_interval, trainer.steps_per_loop
+    counts = [value for value in (interval, loop)
+              if isinstance(value, int) and not isinstance(value, bool) and value > 0]
+    if len(counts) == 2 and interval % loop:
+        raise OdapiError(f"trainer.summary_interval ({interval}) must be a multiple of "
+                         f"trainer.steps_per_loop ({loop}): summaries are written at the end "
+                         f"of a loop; set both, e.g. --set trainer.summary_interval={loop}",
                          where=where)
 
 
