@@ -107,3 +107,14 @@ def test_an_error_in_the_compose_stack_names_the_variable_its_option_comes_from(
     monkeypatch.setenv("ODAPI_OPTIONS_FROM", "ODAPI_TRAIN_ARGS")
     assert odapi(*args).err.endswith("\n(the compose stack sets --model-dir from ODAPI_MODEL_DIR: "
                                      "set it in .env or beside `docker compose up`)\n")
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    """`odapi ... | head` stops reading early: the command ends as a shell's commands do on
+    SIGPIPE (141), without calling it a bug in odapi."""
+    process = subprocess.Popen([sys.executable, "-m", "odapi", "demo-data", tmp_path / "data",
+                                "--count", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # before it writes its first line
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 141 and err == ""

@@ -54,11 +54,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `odapi ... | head`: the reader has all it wanted
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # a bug: still one sentence and a status, never a bare traceback
         if args.verbose:
             raise
         print(f"error: {unexpected(e)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+# What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head` ends
+EXIT_BROKEN_PIPE = 141
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not
+    fail on the closed pipe again (the recipe in Python's signal module docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 # The options compose.yaml passes itself, each from the variable that sets it
