@@ -49,6 +49,7 @@ class ExportResult:
     models: list[Measurement] = field(default_factory=list)  # the SavedModel's first
     measured_on: str = ""  # "12 validation images"
     tflite_input_size: list[int] | None = None  # [height, width] of the TFLite models' input
+    int8_output: str = "float32"  # the int8 model's output type
 
 
 def choose_checkpoint(model_dir: Path, which: str) -> tuple[str, dict | None]:
@@ -113,13 +114,14 @@ class ExportOptions:
     input_type: str = "image_tensor"  # what the SavedModel takes
     tflite: bool = False  # the float TFLite model
     quantize: tuple[str, ...] = ()  # dynamic, fp16, int8: quantized TFLite models besides
-    int8_io: str = "uint8"  # the int8 model's input type (outputs stay float32)
+    int8_io: str = "uint8"  # the int8 model's input type
+    int8_output: str = "float32"  # the int8 model's output type: float32, uint8 or int8
     calibration_images: int = 100  # training images int8 calibrates its ranges on
     check_images: int | None = None  # validation images every model is measured on; None: all
     onnx: bool = False  # model.onnx, from the SavedModel
 
     def validate(self) -> None:
-        from odapi.tflite import INT8_IO, QUANTIZATIONS
+        from odapi.tflite import INT8_IO, INT8_OUTPUTS, QUANTIZATIONS
 
         if self.input_type not in INPUT_TYPES:
             raise OdapiError(f"unknown input type {self.input_type!r}; choose "
@@ -131,6 +133,12 @@ class ExportOptions:
         if unknown or self.int8_io not in INT8_IO:
             raise OdapiError(f"unknown quantization {(unknown or [self.int8_io])[0]!r}; choose "
                              f"{', '.join(QUANTIZATIONS)} (int8 input: {', '.join(INT8_IO)})")
+        if self.int8_output not in INT8_OUTPUTS:
+            raise OdapiError(f"unknown int8 output type {self.int8_output!r}; choose "
+                             f"{', '.join(INT8_OUTPUTS)}")
+        if self.int8_output != "float32" and "int8" not in self.quantize:
+            raise OdapiError(f"--int8-output {self.int8_output} is the int8 model's output "
+                             "type: add --quantize int8")
 
 
 def export_model(model_dir: Path, out: Path, options: ExportOptions | None = None,
@@ -157,7 +165,8 @@ def export_model(model_dir: Path, out: Path, options: ExportOptions | None = Non
         pinned, prefix, evaluation = _pin_choice(stack, model_dir, options.checkpoint,
                                                  workspace)
         log(f"exporting {prefix} ({options.input_type}) to {out}")
-        result = ExportResult(out, prefix, checkpoint_step(prefix), options.input_type)
+        result = ExportResult(out, prefix, checkpoint_step(prefix), options.input_type,
+                              int8_output=options.int8_output)
         staging = workspace / "export"
         staging.mkdir()
         label_map.write(staging / "label_map.pbtxt")
@@ -169,6 +178,7 @@ def export_model(model_dir: Path, out: Path, options: ExportOptions | None = Non
             "input_size": list(params.task.model.input_size[:2]),
             "keep_aspect_ratio": bool(params.task.train_data.parser.keep_aspect_ratio),
             "tflite_input_size": result.tflite_input_size,
+            "int8_output": result.int8_output if "int8" in options.quantize else None,
             "eval": evaluation,
             "models": [m.as_dict() for m in result.models], "measured_on": result.measured_on,
             "run": manifest,
@@ -190,6 +200,14 @@ def _check_int8_possible(params, options: ExportOptions) -> None:
         raise OdapiError(f"int8 is built for RetinaNet models (integer ops up to TFLite's "
                          f"detection post-processing), not {type(params.task.model).__name__} "
                          "models; use --quantize dynamic or fp16")
+    model = params.task.model
+    largest = {"a 0-based class": model.num_classes - 2,
+               "a count": model.detection_generator.max_num_detections}
+    too_large = {what: value for what, value in largest.items() if value > 255}
+    if options.int8_output != "float32" and too_large:
+        what, value = next(iter(too_large.items()))
+        raise OdapiError(f"--int8-output {options.int8_output}: {what} may reach {value}, "
+                         "more than 8 bits hold whole (255); keep --int8-output float32")
 
 
 def _write_models(staging: Path, params, checkpoint: str, options: ExportOptions,
@@ -238,7 +256,8 @@ def _write_tflite(staging: Path, params, checkpoint: str, options: ExportOptions
     for quantize in (None, *dict.fromkeys(options.quantize)):
         log(f"converting to TFLite ({quantize or 'float32'})")
         model, flex = tflite.convert_model(int8_source if quantize == "int8" else source,
-                                           quantize, calibration, options.int8_io)
+                                           quantize, calibration, options.int8_io,
+                                           options.int8_output)
         name = tflite.tflite_name(quantize, flex)
         if flex:
             log(f"the converter could not express this model in TFLite's builtin ops: {name} "

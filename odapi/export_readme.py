@@ -40,10 +40,14 @@ def _tflite_section(result, params) -> str:
             'detect = Interpreter(model_path="model.tflite").get_signature_runner()')
     if has_detection_postprocess(params):
         shape = f"[1, {size[0]}, {size[1]}, 3]"
+        outputs = "float32 in every model" if result.int8_output == "float32" else (
+            f"float32, but {result.int8_output} in the int8 model (`--int8-output`): "
+            "dequantize with the scale and zero point in each output's details: boxes and "
+            "scores come in steps of 1/255, classes and the count whole")
         model = f"""Input `inputs`: {shape}: float32 pixel values 0-255 for float,
 fp16 and dynamic models; for int8 models uint8 (or int8, `--int8-io`), quantized with the scale and
-zero point in the input's details (1 and 0 for uint8: plain pixels). Outputs, float32 in
-every model: `detection_boxes` [1, N, 4] ([ymin, xmin, ymax, xmax]), `detection_classes`,
+zero point in the input's details (1 and 0 for uint8: plain pixels). Outputs, {outputs}:
+`detection_boxes` [1, N, 4] ([ymin, xmin, ymax, xmax]), `detection_classes`,
 `detection_scores` [1, N], `num_detections` [1]. Post-processing is TFLite's
 `TFLite_Detection_PostProcess`, as in the OD API's TFLite detectors, with per-class NMS as the
 SavedModel's, on boxes clipped first, as the SavedModel's are (to the model's input, padding

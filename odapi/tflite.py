@@ -25,6 +25,7 @@ from odapi.saving import signatures_only
 
 QUANTIZATIONS = ("dynamic", "fp16", "int8")
 INT8_IO = ("uint8", "int8")
+INT8_OUTPUTS = ("float32", *INT8_IO)
 DETECTION_POSTPROCESS = "TFLite_Detection_PostProcess"
 
 
@@ -179,12 +180,12 @@ def calibration_images(params, size: tuple[int, int], count: int) -> Callable[[]
 
 def convert_model(source: Path, quantize: str | None,
                   calibration: Callable[[], Iterator] | None = None,
-                  int8_io: str = "uint8") -> tuple[bytes, bool]:
+                  int8_io: str = "uint8", int8_output: str = "float32") -> tuple[bytes, bool]:
     """The model in TFLite's builtin ops if the converter can express it, else keeping the
     TensorFlow ops it cannot (Flex); and whether it did. (Faster R-CNN at batch 1 converted
     to builtins, its NMS a WHILE loop.)"""
     try:
-        return convert(source, quantize, True, calibration, int8_io), False
+        return convert(source, quantize, True, calibration, int8_io, int8_output), False
     except OdapiError:
         if quantize == "int8":  # integer-only has no Flex form
             raise
@@ -192,9 +193,11 @@ def convert_model(source: Path, quantize: str | None,
 
 
 def convert(source: Path, quantize: str | None, builtin: bool,
-            calibration: Callable[[], Iterator] | None = None, int8_io: str = "uint8") -> bytes:
+            calibration: Callable[[], Iterator] | None = None, int8_io: str = "uint8",
+            int8_output: str = "float32") -> bytes:
     """The saved source function as a TFLite model, quantized as asked (Model Garden's recipes
-    in official/vision/serving/export_tflite_lib.py)."""
+    in official/vision/serving/export_tflite_lib.py); an int8 model's detection outputs in
+    `int8_output`."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
@@ -208,9 +211,10 @@ def convert(source: Path, quantize: str | None, builtin: bool,
     if quantize == "int8":
         converter.representative_dataset = calibration
         ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        # Outputs stay float32: TFLite_Detection_PostProcess computes in float, and quantized
-        # outputs get calibrated ranges: a count quantized on 36 images' counts cannot exceed
-        # the largest of them (seen: 36), nor classes the highest class calibration found.
+        # Outputs are float32 here: TFLite_Detection_PostProcess computes in float, and the
+        # converter's quantized outputs get calibrated ranges: a count quantized on 36
+        # images' counts cannot exceed the largest of them (seen: 36), nor classes the
+        # highest class calibration found. quantize_outputs gives them their known ranges.
         converter.inference_input_type = tf.dtypes.as_dtype(int8_io)
         converter._experimental_calibrate_only = True  # quantized below, its ranges widened
     converter.target_spec.supported_ops = ops
@@ -225,6 +229,8 @@ def convert(source: Path, quantize: str | None, builtin: bool,
             model = deduplicate_readonly_buffers(mlir_quantize(
                 widen_narrow_ranges(model), input_data_type=converter.inference_input_type,
                 output_data_type=tf.float32))
+            if int8_output != "float32":
+                model = quantize_outputs(model, int8_output)
         return model
     except Exception as e:  # the converter raises its own ConverterError
         raise OdapiError(f"TFLite conversion ({quantize or 'float'}) failed: "
@@ -271,3 +277,52 @@ def operators(model: bytes) -> set[str]:
         else:  # newer models put codes above 127 in builtinCode only
             found.add(names[max(code.builtinCode, code.deprecatedBuiltinCode)])
     return found
+
+
+# Each output of TFLite_Detection_PostProcess as an 8-bit tensor: its range is known, not
+# calibrated (a count calibrated on 36 images could not exceed the largest count they had).
+# Boxes (normalized to the input) and scores in [0, 1], 255 steps; classes and the count whole.
+OUTPUT_RANGES = {"detection_boxes": 1.0, "detection_scores": 1.0,
+                 "detection_classes": 255.0, "num_detections": 255.0}
+
+
+def quantize_outputs(model: bytes, dtype: str) -> bytes:
+    """`model` with its detection outputs quantized to `dtype` (uint8 or int8) by QUANTIZE
+    operators appended after TFLite_Detection_PostProcess, which computes in float: a range
+    [0, R] over 256 steps, the scale and zero point in each output's details. Boxes reaching
+    past the input end at its edge."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    unpacked = flatbuffer_utils.convert_bytearray_to_object(model)
+    unpacked.operatorCodes.append(_builtin_code(schema, schema.BuiltinOperator.QUANTIZE))
+    code = len(unpacked.operatorCodes) - 1
+    graph, signature = unpacked.subgraphs[0], unpacked.signatureDefs[0]
+    tensor_type = schema.TensorType.UINT8 if dtype == "uint8" else schema.TensorType.INT8
+    zero_point = 0 if dtype == "uint8" else -128
+    for output in signature.outputs:
+        name = output.name.decode() if isinstance(output.name, bytes) else output.name
+        floats = graph.tensors[output.tensorIndex]
+        quantized = schema.TensorT()
+        quantized.name, quantized.type = floats.name + b"/quantized", tensor_type
+        quantized.shape, quantized.shapeSignature = floats.shape, floats.shapeSignature
+        quantized.buffer, quantized.quantization = 0, schema.QuantizationParametersT()
+        quantized.quantization.scale = [OUTPUT_RANGES[name] / 255]
+        quantized.quantization.zeroPoint = [zero_point]
+        graph.tensors.append(quantized)
+        operator = schema.OperatorT()
+        operator.opcodeIndex, operator.inputs = code, [output.tensorIndex]
+        operator.outputs = [len(graph.tensors) - 1]
+        operator.builtinOptionsType = schema.BuiltinOptions.QuantizeOptions
+        operator.builtinOptions = schema.QuantizeOptionsT()
+        graph.operators.append(operator)
+        graph.outputs = [operator.outputs[0] if index == output.tensorIndex else index
+                         for index in graph.outputs]
+        output.tensorIndex = operator.outputs[0]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(unpacked))
+
+
+def _builtin_code(schema, builtin: int):
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+    return code

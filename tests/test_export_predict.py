@@ -37,10 +37,11 @@ EVERY_FORMAT = ["saved_model", "model.onnx", "model.tflite", "model_fp16.tflite"
 @pytest.fixture(scope="module")
 def exported(learned_run, tmp_path_factory) -> Path:
     """The run that learned (conftest's `learned_run`), exported in every format: the
-    SavedModel, ONNX, and builtin-op TFLite in float32, fp16 and int8."""
+    SavedModel, ONNX, and builtin-op TFLite in float32, fp16 and int8 (its outputs uint8)."""
     out = tmp_path_factory.mktemp("exports") / "detector"
     code, stdout, err = run_odapi("export", "--model-dir", learned_run, "--out", out, "--onnx",
-                                  "--tflite", "--quantize", "int8", "fp16")
+                                  "--tflite", "--quantize", "int8", "fp16",
+                                  "--int8-output", "uint8")
     assert code == 0, stdout + err
     (out.parent / "export-output.txt").write_text(stdout)
     return out
@@ -161,6 +162,8 @@ def test_builtin_tflite_models_have_no_tensorflow_ops_and_run_without_tensorflow
         assert outputs["shapes"] == {"detection_boxes": [1, 100, 4], "detection_classes":
                                      [1, 100], "detection_scores": [1, 100],
                                      "num_detections": [1]}, name
+        assert set(outputs["types"].values()) == {  # --int8-output uint8
+            "uint8" if name == "model_int8.tflite" else "float32"}, outputs["types"]
         theirs = outputs["detections"]  # (0-based class, score)
         for one, other in ((ours, theirs), (theirs, ours)):  # what one is sure of, the other
             for cls, score in (d for d in one if d[1] >= 0.6):  # finds too, in the same class
@@ -178,10 +181,15 @@ RUN_WITH_LITERT_ONLY = textwrap.dedent("""
         dtype = detect.get_input_details()["inputs"]["dtype"]  # uint8: scale 1, zero point 0
         out = detect(inputs=canvas.astype(np.float32) if dtype == np.float32 else
                      np.clip(np.rint(canvas), 0, 255).astype(dtype))
+        found[name] = {"types": {k: str(v.dtype) for k, v in out.items()}}
+        for key, details in detect.get_output_details().items():  # uint8 outputs in int8's
+            scale, zero_point = details["quantization"]
+            if scale:
+                out[key] = (out[key].astype(np.float32) - zero_point) * scale
         count = int(out["num_detections"][0])
         classes, scores = out["detection_classes"][0][:count], out["detection_scores"][0][:count]
-        found[name] = {"shapes": {k: list(v.shape) for k, v in out.items()},
-                       "detections": [(int(c), float(s)) for c, s in zip(classes, scores)]}
+        found[name].update({"shapes": {k: list(v.shape) for k, v in out.items()},
+                            "detections": [(int(c), float(s)) for c, s in zip(classes, scores)]})
     found["tensorflow_imported"] = "tensorflow" in sys.modules
     print(json.dumps(found))
 """)
@@ -201,6 +209,43 @@ def test_the_int8_model_computes_in_int8(exported):
         activations, weights, bias = (graph.tensors[i].type for i in op.inputs)
         assert (activations, weights, bias) == (schema.TensorType.INT8, schema.TensorType.INT8,
                                                 schema.TensorType.INT32)
+    outputs = {o.name.decode(): graph.tensors[o.tensorIndex] for o in
+               model.signatureDefs[0].outputs}  # --int8-output uint8: their known ranges
+    assert {name: (t.type, list(t.quantization.scale), list(t.quantization.zeroPoint))
+            for name, t in outputs.items()} == {
+        "detection_boxes": (schema.TensorType.UINT8, [pytest.approx(1 / 255)], [0]),
+        "detection_scores": (schema.TensorType.UINT8, [pytest.approx(1 / 255)], [0]),
+        "detection_classes": (schema.TensorType.UINT8, [1.0], [0]),
+        "num_detections": (schema.TensorType.UINT8, [1.0], [0])}
+    assert json.loads((exported / "manifest.json").read_text())["int8_output"] == "uint8"
+    assert "uint8 in the int8 model (`--int8-output`)" in (exported / "README.md").read_text()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_quantized_outputs_carry_the_float_outputs_within_half_a_step(exported, tmp_path,
+                                                                      dtype):
+    """The QUANTIZE operators --int8-output appends give, dequantized, what the float
+    post-processing gave: boxes and scores within half of 1/255 (boxes past the input at its
+    edge), classes and count exact."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from odapi.tflite import quantize_outputs
+
+    floats = (exported / "model.tflite").read_bytes()
+    canvas = np.random.default_rng(3).integers(0, 256, (1, 128, 128, 3)).astype(np.float32)
+    found = {}
+    for name, model in (("float32", floats), (dtype, quantize_outputs(floats, dtype))):
+        detect = Interpreter(model_content=model, num_threads=1).get_signature_runner()
+        out, details = detect(inputs=canvas), detect.get_output_details()
+        assert {str(v.dtype) for v in out.values()} == {name}
+        found[name] = {key: (value.astype(np.float32) - details[key]["quantization"][1])
+                       * (details[key]["quantization"][0] or 1) for key, value in out.items()}
+    expected, got = found["float32"], found[dtype]
+    assert expected["num_detections"][0] > 10  # untrained-looking noise still gives boxes
+    for key in ("detection_boxes", "detection_scores"):
+        assert np.abs(got[key] - np.clip(expected[key], 0, 1)).max() <= 0.5 / 255 + 1e-6
+    for key in ("detection_classes", "num_detections"):
+        np.testing.assert_array_equal(got[key], expected[key])
 
 
 class DeadGate(tf.Module):
@@ -445,6 +490,9 @@ def test_export_errors_say_what_to_do(run, tmp_path):
     code, out, err = run_odapi("export", "--model-dir", run, "--out", tmp_path / "x",
                                "--quantize", "int4")
     assert code == 2 and "invalid choice: 'int4'" in err
+    code, out, err = run_odapi("export", "--model-dir", run, "--out", tmp_path / "x",
+                               "--quantize", "fp16", "--int8-output", "uint8")
+    assert code == 1 and "add --quantize int8" in err
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("keep")
     code, out, err = run_odapi("export", "--model-dir", run, "--out", tmp_path / "taken")
@@ -452,6 +500,24 @@ def test_export_errors_say_what_to_do(run, tmp_path):
     assert (tmp_path / "taken" / "file").read_text() == "keep"
     code, out, err = run_odapi("export", "--model-dir", unevaluated, "--out", tmp_path / "y")
     assert code == 1 and "manifest.json is missing" in err
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("num_classes", 300, "a 0-based class may reach 298"),
+    ("max_num_detections", 256, "a count may reach 256")])
+def test_eight_bit_outputs_refuse_what_eight_bits_cannot_hold(run, tmp_path, key, value, says):
+    """Classes and the count come out whole in --int8-output's 8 bits: a model whose classes
+    or detections go past 255 is refused before any work, saying what to keep."""
+    copy = fresh_copy(run, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    model = manifest["config"]["params"]["task"]["model"]
+    (model if key == "num_classes" else model["detection_generator"])[key] = value
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = run_odapi("export", "--model-dir", copy, "--out", tmp_path / "x",
+                               "--quantize", "int8", "--int8-output", "uint8")
+    assert code == 1 and f"--int8-output uint8: {says}, more than 8 bits hold whole (255); " \
+        "keep --int8-output float32" in err, err
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(learned_run,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from odapi.cli.options import EXIT_FAILED, EXIT_OK, Shared, log, positive_int, score_threshold
 from odapi.quiet import quiet_model_garden
-from odapi.tflite import INT8_IO, QUANTIZATIONS
+from odapi.tflite import INT8_IO, INT8_OUTPUTS, QUANTIZATIONS
 
 
 def add_export(commands, shared: Shared) -> None:
@@ -37,8 +37,12 @@ def add_export(commands, shared: Shared) -> None:
                         "weights), fp16, int8 (integer only, calibrated); several may follow; "
                         "bare --quantize means dynamic")
     p.add_argument("--int8-io", choices=INT8_IO, default="uint8",
-                   help="the int8 model's input type (default: uint8; outputs stay float32, "
-                        "as TFLite's detection post-processing computes them)")
+                   help="the int8 model's input type (default: uint8)")
+    p.add_argument("--int8-output", choices=INT8_OUTPUTS, default="float32",
+                   help="the int8 model's output type: float32 (default, as TFLite's "
+                        "detection post-processing computes them and the OD API's quantized "
+                        "models gave them), or uint8 / int8: boxes and scores in 1/255 steps, "
+                        "classes and count whole")
     p.add_argument("--calibration-images", type=positive_int, default=100, metavar="N",
                    help="training images int8 calibrates on (default: 100)")
     p.add_argument("--onnx", action="store_true",
@@ -54,9 +58,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     quiet_model_garden(args.verbose)
     quantize = () if args.quantize is None else tuple(args.quantize or ["dynamic"])
-    options = ExportOptions(args.checkpoint, args.input_type, args.tflite, quantize,
-                            args.int8_io, args.calibration_images, args.check_images,
-                            args.onnx)
+    options = ExportOptions(
+        checkpoint=args.checkpoint, input_type=args.input_type, tflite=args.tflite,
+        quantize=quantize, int8_io=args.int8_io, int8_output=args.int8_output,
+        calibration_images=args.calibration_images, check_images=args.check_images,
+        onnx=args.onnx)
     result = export_model(args.model_dir, args.out, options, overwrite=args.overwrite, log=log)
     if result.models:
         print(f"exported {result.checkpoint} (step {result.step}) to {result.out}; measured "
