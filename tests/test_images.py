@@ -503,3 +503,14 @@ def test_jpeg_structure_accepts_whole_files_and_finds_every_cut():
             problem = jpeg_problem(data[:cut])
             assert problem, f"{name} cut at byte {cut} of {len(data)} passed"
         Image.open(io.BytesIO(data)).load()  # and PIL decodes every variant in full
+
+
+def test_the_summary_says_what_its_counted_notes_are(odapi, tmp_path):
+    """The printed summary counts notes (a grayscale JPEG made RGB) but lists only what was
+    skipped or fixed: it names the first note and where all of them are."""
+    annotations, _ = one_image_dataset(tmp_path / "data", "gray.jpg", _save_gray_jpeg)
+    result = odapi("convert", annotations, "--out", tmp_path / "out")
+    assert result.code == 0, result.text
+    assert ", 1 note" in result.out
+    assert "  1 note on what was converted on the way, e.g. " in result.out
+    assert "_annotations.csv:2: converted JPEG mode L to RGB; report.txt lists them" in result.out

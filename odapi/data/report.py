@@ -114,4 +114,9 @@ class ConversionReport:
             lines.append(f"  {issue.action.value}: {issue.where}: {issue.message}")
         if len(shown) > SHOWN_ISSUES and not all_issues:
             lines.append(f"  ... {len(shown) - SHOWN_ISSUES} more in report.txt / report.json")
+        hidden = [] if all_issues else [i for i in self.issues if i.action == Action.NOTE]
+        if hidden:  # counted above: say what they are and where they are listed
+            lines.append(f"  {len(hidden)} note{'s' if len(hidden) > 1 else ''} on what was "
+                         f"converted on the way, e.g. {hidden[0].where}: {hidden[0].message}; "
+                         "report.txt lists them")
         return "\n".join(lines)
