@@ -200,11 +200,13 @@ def _check_int8_possible(params, options: ExportOptions) -> None:
         raise OdapiError(f"int8 is built for RetinaNet models (integer ops up to TFLite's "
                          f"detection post-processing), not {type(params.task.model).__name__} "
                          "models; use --quantize dynamic or fp16")
+    if options.int8_output == "float32":
+        return
     model = params.task.model
     largest = {"a 0-based class": model.num_classes - 2,
                "a count": model.detection_generator.max_num_detections}
     too_large = {what: value for what, value in largest.items() if value > 255}
-    if options.int8_output != "float32" and too_large:
+    if too_large:
         what, value = next(iter(too_large.items()))
         raise OdapiError(f"--int8-output {options.int8_output}: {what} may reach {value}, "
                          "more than 8 bits hold whole (255); keep --int8-output float32")

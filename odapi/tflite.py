@@ -229,12 +229,12 @@ def convert(source: Path, quantize: str | None, builtin: bool,
             model = deduplicate_readonly_buffers(mlir_quantize(
                 widen_narrow_ranges(model), input_data_type=converter.inference_input_type,
                 output_data_type=tf.float32))
-            if int8_output != "float32":
-                model = quantize_outputs(model, int8_output)
-        return model
     except Exception as e:  # the converter raises its own ConverterError
         raise OdapiError(f"TFLite conversion ({quantize or 'float'}) failed: "
                          f"{str(e).splitlines()[0]}") from None
+    if quantize == "int8" and int8_output != "float32":
+        model = quantize_outputs(model, int8_output)
+    return model
 
 
 # The narrowest range int8 gives an activation. A squeeze-excitation unit whose ReLU never fired
@@ -289,26 +289,28 @@ OUTPUT_RANGES = {"detection_boxes": 1.0, "detection_scores": 1.0,
 def quantize_outputs(model: bytes, dtype: str) -> bytes:
     """`model` with its detection outputs quantized to `dtype` (uint8 or int8) by QUANTIZE
     operators appended after TFLite_Detection_PostProcess, which computes in float: a range
-    [0, R] over 256 steps, the scale and zero point in each output's details. Boxes reaching
+    [0, R] in 255 steps, the scale and zero point in each output's details. Boxes reaching
     past the input end at its edge."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     unpacked = flatbuffer_utils.convert_bytearray_to_object(model)
-    unpacked.operatorCodes.append(_builtin_code(schema, schema.BuiltinOperator.QUANTIZE))
-    code = len(unpacked.operatorCodes) - 1
-    graph, signature = unpacked.subgraphs[0], unpacked.signatureDefs[0]
+    signature = unpacked.signatureDefs[0]
+    graph = unpacked.subgraphs[signature.subgraphIndex]
+    names = {_text(output.name): output for output in signature.outputs}
+    if set(names) != set(OUTPUT_RANGES):
+        raise OdapiError(f"8-bit outputs are for the detection post-processing's four "
+                         f"({', '.join(OUTPUT_RANGES)}), not {', '.join(sorted(names))}")
+    code = _operator_code(unpacked, schema, schema.BuiltinOperator.QUANTIZE)
     tensor_type = schema.TensorType.UINT8 if dtype == "uint8" else schema.TensorType.INT8
-    zero_point = 0 if dtype == "uint8" else -128
-    for output in signature.outputs:
-        name = output.name.decode() if isinstance(output.name, bytes) else output.name
+    for name, output in names.items():
         floats = graph.tensors[output.tensorIndex]
         quantized = schema.TensorT()
-        quantized.name, quantized.type = floats.name + b"/quantized", tensor_type
+        quantized.name, quantized.type = f"{_text(floats.name)}/quantized".encode(), tensor_type
         quantized.shape, quantized.shapeSignature = floats.shape, floats.shapeSignature
         quantized.buffer, quantized.quantization = 0, schema.QuantizationParametersT()
         quantized.quantization.scale = [OUTPUT_RANGES[name] / 255]
-        quantized.quantization.zeroPoint = [zero_point]
+        quantized.quantization.zeroPoint = [0 if dtype == "uint8" else -128]
         graph.tensors.append(quantized)
         operator = schema.OperatorT()
         operator.opcodeIndex, operator.inputs = code, [output.tensorIndex]
@@ -322,7 +324,16 @@ def quantize_outputs(model: bytes, dtype: str) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(unpacked))
 
 
-def _builtin_code(schema, builtin: int):
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def _operator_code(model, schema, builtin: int) -> int:
+    """The index of `builtin`'s operator code in `model`, added if the model has none."""
+    for index, code in enumerate(model.operatorCodes):
+        if not code.customCode and max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            return index
     code = schema.OperatorCodeT()
     code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
-    return code
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1

@@ -241,7 +241,7 @@ def test_quantized_outputs_carry_the_float_outputs_within_half_a_step(exported, 
         found[name] = {key: (value.astype(np.float32) - details[key]["quantization"][1])
                        * (details[key]["quantization"][0] or 1) for key, value in out.items()}
     expected, got = found["float32"], found[dtype]
-    assert expected["num_detections"][0] > 10  # untrained-looking noise still gives boxes
+    assert expected["num_detections"][0] > 0  # (on noise: 100 seen, scores low)
     for key in ("detection_boxes", "detection_scores"):
         assert np.abs(got[key] - np.clip(expected[key], 0, 1)).max() <= 0.5 / 255 + 1e-6
     for key in ("detection_classes", "num_detections"):
