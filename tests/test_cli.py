@@ -112,8 +112,9 @@ def test_an_error_in_the_compose_stack_names_the_variable_its_option_comes_from(
 def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     """`odapi ... | head` stops reading early: the command ends as a shell's commands do on
     SIGPIPE (141), without calling it a bug in odapi."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as pip installs
     process = subprocess.Popen([sys.executable, "-m", "odapi", "demo-data", tmp_path / "data",
-                                "--count", "2"],
+                                "--count", "2"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.close()  # before it writes its first line
     err = process.stderr.read()

@@ -5,8 +5,10 @@ options several commands take are declared once, in `options.py`."""
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
+import select
 import sys
 
 from odapi import __version__
@@ -45,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return supervise([a for a in argv if not _names_restart_on_crash(a)], log=log)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
+        return code
     except OdapiError as e:
         if args.verbose:
             raise
@@ -54,9 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `odapi ... | head`: the reader has all it wanted
-        _drop_stdout()
-        return EXIT_BROKEN_PIPE
+    except BrokenPipeError as e:
+        if _stdout_closed():  # `odapi ... | head`: the reader has all it wanted
+            _drop_stdout()
+            return EXIT_BROKEN_PIPE
+        if args.verbose:
+            raise
+        print(f"error: {unexpected(e)}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as e:  # a bug: still one sentence and a status, never a bare traceback
         if args.verbose:
             raise
@@ -66,6 +75,17 @@ def main(argv: list[str] | None = None) -> int:
 
 # What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head` ends
 EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe nobody reads any more (its reader gone), rather than another
+    pipe or socket having broken."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (OSError, ValueError, io.UnsupportedOperation):  # captured, as in tests
+        return False
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def _drop_stdout() -> None:
