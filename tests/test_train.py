@@ -393,6 +393,8 @@ def broken_records(records: Path, folder: Path, case: str) -> list[str]:
         return ["--data", records, "--set", "task.model.input_size=[96,96,3]"]
     if case == "summaries between loops":  # TINY's loops are 3 steps
         return ["--data", records, "--set", "trainer.summary_interval=4"]
+    if case == "loops of no steps":
+        return ["--data", records, "--set", "trainer.steps_per_loop=0"]
     raise AssertionError(case)
 
 
@@ -409,9 +411,12 @@ def broken_records(records: Path, folder: Path, case: str) -> list[str]:
      "--set task.model.input_size: task.model.input_size [96, 96, 3]: height and width must "
      "be multiples of 128 "
      "(2 ** task.model.max_level) for this model; e.g. [128, 128, 3]"),
-    ("summaries between loops", "--set: trainer.summary_interval (4) must be a multiple of "
+    ("summaries between loops", "--set trainer.summary_interval: trainer.summary_interval (4) "
+     "must be a multiple of "
      "trainer.steps_per_loop (3): summaries are written at the end of a loop; set both, "
      "e.g. --set trainer.summary_interval=3"),
+    ("loops of no steps", "--set trainer.steps_per_loop: trainer.steps_per_loop must be a "
+     "whole number of steps, at least 1, not 0"),
 ])
 def test_pre_flight_errors_come_before_training(records, tmp_path, case, expected):
     args = broken_records(records, tmp_path / "case", case)

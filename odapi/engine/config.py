@@ -345,8 +345,7 @@ def resolve(config: str | Path, *, data: Path | None = None, train_data: str | N
     size_key = "task.model.input_size"
     _check_input_size(params.task.model, f"--set {size_key}" if size_key in on_command_line
                       else str(path))
-    loop_keys = {"trainer.summary_interval", "trainer.steps_per_loop"} & set(on_command_line)
-    _check_summary_interval(params.trainer, "--set" if loop_keys else str(path))
+    _check_summary_interval(params.trainer, set(on_command_line), path)
     pipeline = source.pipeline
     return RunConfig(params=params, experiment=experiment, source=str(path), label_map=labels,
                      label_map_path=label_map, init_checkpoint=checkpoint,
@@ -376,18 +375,28 @@ def _check_input_size(model, where: str) -> None:
                          where=where)
 
 
-def _check_summary_interval(trainer, where: str) -> None:
+def _check_summary_interval(trainer, on_command_line: set[str], path: Path) -> None:
     """Orbit writes training summaries at the end of a loop, and refuses at the first step,
-    as a ValueError, an interval that does not fall on one. Values that are not counts are
-    Model Garden's to refuse."""
-    interval, loop = trainer.summary_interval, trainer.steps_per_loop
-    counts = [value for value in (interval, loop)
-              if isinstance(value, int) and not isinstance(value, bool) and value > 0]
-    if len(counts) == 2 and interval % loop:
+    as a ValueError, a loop that is not a count of steps or an interval that does not fall
+    on a loop's end; Model Garden's config does not type-check either."""
+    def where(key: str) -> str:
+        return f"--set trainer.{key}" if f"trainer.{key}" in on_command_line else str(path)
+
+    def count(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+    loop, interval = trainer.steps_per_loop, trainer.summary_interval
+    if not count(loop):
+        raise OdapiError(f"trainer.steps_per_loop must be a whole number of steps, at least 1, "
+                         f"not {loop!r}", where=where("steps_per_loop"))
+    if interval is not None and not count(interval):
+        raise OdapiError(f"trainer.summary_interval must be a whole number of steps, at least "
+                         f"1, not {interval!r}", where=where("summary_interval"))
+    if interval and interval % loop:
         raise OdapiError(f"trainer.summary_interval ({interval}) must be a multiple of "
                          f"trainer.steps_per_loop ({loop}): summaries are written at the end "
                          f"of a loop; set both, e.g. --set trainer.summary_interval={loop}",
-                         where=where)
+                         where=where("summary_interval"))
 
 
 @dataclass
