@@ -65,7 +65,8 @@ Measured {describe(info)}.
 {table(result.models, markdown=True)}
 
 The int8 model with 8-bit outputs (`--int8-output uint8`: boxes and scores in steps of
-1/255), from a second export of the same checkpoint: AP50 {int8.AP50:.3f}, AP {int8.AP:.3f},
+1/255), from a second export of the same checkpoint (its latency measured apart from
+the table's, so not comparable to it within a few ms): AP50 {int8.AP50:.3f}, AP {int8.AP:.3f},
 {int8.ms_per_image:.1f} ms/image.
 """
     if not args.no_publish:

@@ -512,5 +512,5 @@ def test_the_summary_says_what_its_counted_notes_are(odapi, tmp_path):
     result = odapi("convert", annotations, "--out", tmp_path / "out")
     assert result.code == 0, result.text
     assert ", 1 note" in result.out
-    assert "  1 note on what was converted on the way, e.g. " in result.out
-    assert "_annotations.csv:2: converted JPEG mode L to RGB; report.txt lists them" in result.out
+    assert "  1 note in report.txt / report.json, e.g. " in result.out
+    assert "_annotations.csv:2: converted JPEG mode L to RGB\n" in result.out

@@ -55,7 +55,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         report = convert(args.inputs, args.out, options)
     except ConversionFailed as e:
-        print(e.report.summary(), file=sys.stderr)
+        print(e.report.summary(written=False), file=sys.stderr)
         raise
     print(report.summary())
     print(f"\nwrote {args.out}/ (label_map.pbtxt, report.txt, report.json, "

@@ -89,7 +89,7 @@ def prepare_records(source: Path, records: Path, *,
     try:
         report = convert([source], records, options)
     except ConversionFailed as e:
-        log(e.report.summary())  # what was skipped, and why
+        log(e.report.summary(written=False))  # what was skipped, and why
         raise
     log(report.summary())
     return records

@@ -97,7 +97,9 @@ class ConversionReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
-    def summary(self, all_issues: bool = False) -> str:
+    def summary(self, all_issues: bool = False, written: bool = True) -> str:
+        """The tables and issues; `written`: whether report.txt and report.json were (a
+        conversion that failed writes neither)."""
         names = list(self.splits)
         split_rows = [[name, s.images, s.boxes, s.backgrounds, len(s.shards)]
                       for name, s in self.splits.items()]
@@ -112,11 +114,11 @@ class ConversionReport:
         shown = self.issues if all_issues else [i for i in self.issues if i.action != Action.NOTE]
         for issue in shown[: None if all_issues else SHOWN_ISSUES]:
             lines.append(f"  {issue.action.value}: {issue.where}: {issue.message}")
+        listed = " in report.txt / report.json" if written else ""
         if len(shown) > SHOWN_ISSUES and not all_issues:
-            lines.append(f"  ... {len(shown) - SHOWN_ISSUES} more in report.txt / report.json")
+            lines.append(f"  ... {len(shown) - SHOWN_ISSUES} more{listed}")
         hidden = [] if all_issues else [i for i in self.issues if i.action == Action.NOTE]
         if hidden:  # counted above: say what they are and where they are listed
-            lines.append(f"  {len(hidden)} note{'s' if len(hidden) > 1 else ''} on what was "
-                         f"converted on the way, e.g. {hidden[0].where}: {hidden[0].message}; "
-                         "report.txt lists them")
+            lines.append(f"  {len(hidden)} note{'s' if len(hidden) > 1 else ''}{listed}, e.g. "
+                         f"{hidden[0].where}: {hidden[0].message}")
         return "\n".join(lines)
