@@ -87,8 +87,9 @@ def _pin_choice(stack: contextlib.ExitStack, model_dir: Path, which: str,
                      where=str(model_dir))
 
 
-def _serving_module(params, input_type: str, batch_size: int | None):
-    """Model Garden's DetectionModule with outputs in the OD API's form, for every model type."""
+def _serving_module(params, input_type: str, batch_size: int | None, model=None):
+    """Model Garden's DetectionModule with outputs in the OD API's form, for every model type;
+    around `model` when given (built and restored once for every format), else a new one."""
     import tensorflow as tf
     from official.vision.serving import detection
 
@@ -105,7 +106,7 @@ def _serving_module(params, input_type: str, batch_size: int | None):
 
     return OdApiDetectionModule(params, batch_size=batch_size,
                                 input_image_size=list(params.task.model.input_size[:2]),
-                                input_type=input_type)
+                                input_type=input_type, model=model)
 
 
 @dataclass
@@ -230,20 +231,18 @@ def _write_models(staging: Path, params, checkpoint: str, options: ExportOptions
         log(f"converting to {ONNX}")
         convert_to_onnx(staging / SAVED_MODEL, staging / ONNX)
     if options.tflite or options.quantize:
-        return _write_tflite(staging, params, checkpoint, options, log)
+        return _write_tflite(staging, params, module.model, options, log)
     return None
 
 
-def _write_tflite(staging: Path, params, checkpoint: str, options: ExportOptions,
+def _write_tflite(staging: Path, params, model, options: ExportOptions,
                   log: Callable[[str], None]) -> list[int]:
     """One source function saved once, converted for every precision asked for; RetinaNet's
-    int8 model from a second one whose boxes are not clipped before NMS (tflite.py says why)."""
-    import tensorflow as tf
-
+    int8 model from a second one whose boxes are not clipped before NMS (tflite.py says why).
+    `model` is the SavedModel's, restored: the TFLite sources trace it for one image."""
     from odapi import tflite
 
-    fixed = _serving_module(params, "image_tensor", batch_size=1)
-    tf.train.Checkpoint(**fixed.model.checkpoint_items).read(checkpoint).expect_partial()
+    fixed = _serving_module(params, "image_tensor", batch_size=1, model=model)
     source = int8_source = staging.parent / "tflite_source"
     if tflite.has_detection_postprocess(params):
         tflite.save_postprocess_source(fixed, params, source)
