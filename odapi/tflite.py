@@ -72,9 +72,9 @@ def _clipped(raw_boxes, anchors, size: tuple[int, int], weights):
     decoded = box_ops.decode_boxes(encoded, anchors, weights)
     limit = tf.constant([size[0], size[1], size[0], size[1]], tf.float32)
     clipped = tf.clip_by_value(decoded, 0.0, limit)
-    # a box clipped to nothing would encode to log(0): it keeps a thousandth of a pixel, as
-    # good as none (the SavedModel gives it none); a whole pixel made a box past the image's
-    # edge one pixel high in the input's scale, 2.2 pixels of a larger image, seen in CI
+    # a box clipped to nothing keeps a thousandth of a pixel, as good as none (the SavedModel
+    # gives it none), so its encoding, log(side / anchor's side), stays moderate; a whole pixel
+    # made a box past the edge one input pixel high: 2.2 pixels of a larger image (seen)
     sides = tf.maximum(clipped[:, 2:] - clipped[:, :2], 1e-3)
     clipped = tf.concat([clipped[:, :2], clipped[:, :2] + sides], axis=1)
     return tf.reshape(box_ops.encode_boxes(clipped, anchors, weights), shape)
