@@ -344,7 +344,6 @@ def test_letterbox_feeds_the_model_as_model_garden_does(keep_aspect_ratio):
                                                                               abs=1e-5)
 
 
-
 def test_a_box_past_the_inputs_edge_is_clipped_to_nothing_as_the_saved_models_is():
     """The builtin TFLite model clips boxes to the input before its NMS, as Model Garden's
     generator does: a box wholly above the input ends as good as empty (the SavedModel gives
@@ -357,14 +356,15 @@ def test_a_box_past_the_inputs_edge_is_clipped_to_nothing_as_the_saved_models_is
     from odapi.tflite import _clipped
 
     anchors = tf.constant([[[[10.0, 10.0, 42.0, 42.0]] * 2]])  # [1, H=1, W=2, 4]: one each
+    flat = tf.reshape(anchors, [-1, 4])
     wanted = tf.constant([[-30.0, 20.0, -6.0, 60.0], [-8.0, 0.0, 24.0, 40.0]])
-    raw = tf.reshape(box_ops.encode_boxes(wanted, tf.reshape(anchors, [-1, 4])), [1, 1, 2, 4])
-    clipped = box_ops.decode_boxes(tf.reshape(_clipped(raw, anchors, (128, 128), None),
-                                              [-1, 4]), tf.reshape(anchors, [-1, 4])).numpy()
-    above, across = clipped
+    raw = tf.reshape(box_ops.encode_boxes(wanted, flat), [1, 1, 2, 4])
+    clipped = _clipped(raw, anchors, (128, 128), None)
+    above, across = box_ops.decode_boxes(tf.reshape(clipped, [-1, 4]), flat).numpy()
     assert above[0] == pytest.approx(0.0, abs=1e-3) and above[2] - above[0] < 0.01, above
     assert above[[1, 3]] == pytest.approx([20.0, 60.0], abs=1e-3)
     assert across == pytest.approx([0.0, 0.0, 24.0, 40.0], abs=1e-3)
+
 
 def test_an_export_of_a_run_whose_records_are_gone(run, tmp_path):
     """The SavedModel alone is still exported (said to be unmeasured); converted models,
