@@ -24,7 +24,7 @@ from test_layouts import labelimg, tutorial_repo
 
 from odapi.data.synthetic import write_demo_dataset
 
-from conftest import TINY, Server
+from conftest import FAST, TINY, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "odapi:cpu"
@@ -243,7 +243,7 @@ def test_a_labelimg_dataset_fine_tunes_shows_progress_and_survives_a_crash(clien
     data = labelimg(tmp_path / "source", tmp_path / "dataset")
     path = "/tf_model_garden/vision/retinanet/spinenet49mobile.tar.gz"
     mirror = Server({path: published}, host="0.0.0.0")
-    env = stack_env(tmp_path, data, " ".join(["--steps", "30", *TINY]))
+    env = stack_env(tmp_path, data, " ".join(["--steps", "30", *FAST]))
     env["ODAPI_CHECKPOINT_MIRROR"] = mirror.url("host.docker.internal")
     try:
         assert compose(env, "up", "--detach", "--no-build", "train").returncode == 0

@@ -23,7 +23,7 @@ from odapi.data.records import read_records
 from odapi.engine.pipeline_config.reading import read_pipeline_config
 from odapi.model_dir.checkpoints import list_checkpoints
 
-from conftest import TINY, run_odapi
+from conftest import FAST, run_odapi
 
 CONFIGS = Path(__file__).parent / "data" / "pipeline_configs"
 TUTORIAL = CONFIGS / "tutorial.config"
@@ -66,7 +66,7 @@ def test_the_tutorial_config_trains_evaluates_and_samples_validation(odapi, reco
     model_dir = tmp_path / "model"
     result = odapi("train", "--config", TUTORIAL, "--data", records, "--model-dir", model_dir,
                    "--num-train-steps", "3", "--eval-every", "3",
-                   "--sample-1-of-n-eval-examples", "2", *TINY)
+                   "--sample-1-of-n-eval-examples", "2", *FAST)
     assert result.code == 0, result.text
     assert [Path(p).name for p in list_checkpoints(model_dir)] == ["ckpt-3"]
     evaluations = json.loads((model_dir / "eval" / "metrics.json").read_text())["evaluations"]
@@ -281,7 +281,7 @@ def test_each_mistake_is_reported_where_it_is_before_any_step(odapi, records, tm
     line = line_of(path, needle)
     for command in (["config", "explain", path, "--data", records],
                     ["train", "--config", path, "--data", records, "--model-dir",
-                     tmp_path / "model", "--num-train-steps", "1", *TINY]):
+                     tmp_path / "model", "--num-train-steps", "1", *FAST]):
         result = odapi(*command)
         assert result.code == 1, result.text
         assert "Traceback" not in result.err

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from odapi.model_dir.checkpoints import list_checkpoints
 
-from conftest import TINY, fresh_copy, odapi_running, run_odapi
+from conftest import FAST, TINY, fresh_copy, odapi_running, run_odapi
 
 
 def event_tags(folder: Path) -> dict[str, set[str]]:
@@ -263,7 +263,7 @@ def test_fine_tuning_with_another_class_count_restores_the_backbone(trained_run,
     assert code == 0, out + err
     assert "fine-tuning from" in err and "restored backbone" in err
     manifest = json.loads((tmp_path / "tuned" / "manifest.json").read_text())
-    assert manifest["init"]["restored"] == ["backbone"]
+    assert manifest["init"]["restored"] == ["backbone", "decoder"]  # TINY's feature pyramid
     assert "head" in manifest["init"]["fresh"]
     assert "trained for 4 classes, this run has 5" in manifest["init"]["notes"][0]
 
@@ -279,7 +279,7 @@ def test_fine_tune_restore_copies_the_backbone_weights_exactly(trained_run, reco
     run = resolve("demo", data=records, sets=[s for s in TINY if s != "--set"])
     model = task_factory.get_task(run.params.task).build_model()
     report = restore_for_fine_tuning(model, model_dir, num_classes=4)
-    assert report.restored == ["backbone", "head"]  # same classes: everything fits
+    assert sorted(report.restored) == ["backbone", "decoder", "head"]  # same classes: all fit
     reader = tf.train.load_checkpoint(report.checkpoint)
     kernel = model.backbone.weights[0]
     key = [k for k in reader.get_variable_to_shape_map()
@@ -357,7 +357,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_before_any_step(records, tmp_
     checkpoint = make(tmp_path / "checkpoint")
     model_dir = tmp_path / "model"
     code, out, err = run_odapi("train", "--config", "demo", "--data", records, "--model-dir",
-                               model_dir, "--steps", "3", "--init-checkpoint", checkpoint, *TINY)
+                               model_dir, "--steps", "3", "--init-checkpoint", checkpoint, *FAST)
     assert code == 1
     assert expected in err and str(checkpoint) in err
     assert "Model Garden" in err or "same architecture" in err  # what to use instead

@@ -19,7 +19,7 @@ import pytest
 
 from odapi import zoo
 
-from conftest import TINY, Server, run_odapi
+from conftest import FAST, Server, run_odapi
 
 NAME = "spinenet49mobile-coco"
 URL_PATH = "/tf_model_garden/vision/retinanet/spinenet49mobile.tar.gz"  # as published
@@ -179,7 +179,7 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_p
     said at the start, downloaded once; the learning-rate schedule follows --steps."""
     model_dir = tmp_path / "model"
     code, out, err = run_odapi("train", "--data", records, "--model-dir", model_dir,
-                               "--steps", "4", *TINY)
+                               "--steps", "4", *FAST)
     assert code == 0, err
     assert "no --config: training the `retinanet_mobile` preset (no GPU here" in err
     assert "fine-tuned from coco (its COCO checkpoint), for 4 steps" in err
@@ -192,7 +192,7 @@ def test_coco_fine_tunes_a_real_dataset_by_default(cache, server, records, tmp_p
     server.close()  # the same command again: it resumes, and needs no checkpoint to start from
     # (finished: nothing to train; resumed training is test_train's, this is about the download)
     code, out, err = run_odapi("train", "--data", records, "--model-dir", model_dir,
-                               "--steps", "4", *TINY)
+                               "--steps", "4", *FAST)
     assert code == 0, err
     assert f"resuming {model_dir} from step 4: trained to its last step (4) already; " \
         "nothing to do" in err and "downloading" not in err
