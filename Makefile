@@ -23,8 +23,12 @@ lint: $(VENV)/.installed
 # Two workers (pytest-xdist), a test file each at a time so module fixtures are built once,
 # the longest files first (tests/conftest.py; its shared runs are trained once for both);
 # most of a test's time is single-threaded Python (TensorFlow tracing), so two share 2 cores.
+# TensorFlow sizes its thread pools to every core, in each of the workers and each process
+# they start: one thread each instead, or the pools spin against each other (two 3-step
+# trainings side by side: 64 s each, 83 with TensorFlow's default pools).
 PYTEST_WORKERS ?= 2
-PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST = TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test: setup lint  ## the whole suite, as CI runs it
 	$(PYTEST) --durations=15
