@@ -139,6 +139,7 @@ TINY = [*FAST, "--set", "task.model.backbone.type=resnet",
         "--set", "task.model.backbone.resnet.model_id=10",
         "--set", "task.model.decoder.type=fpn"]
 
+
 def once_per_session(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
     """A folder `build` fills, built once per test session however many pytest-xdist workers
     ask for it (xdist's recipe for session fixtures): the first to ask builds it under a file
