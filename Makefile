@@ -25,7 +25,8 @@ lint: $(VENV)/.installed
 # most of a test's time is single-threaded Python (TensorFlow tracing), so two share 2 cores.
 # TensorFlow sizes its thread pools to every core, in each of the workers and each process
 # they start: one thread each instead, or the pools spin against each other (two 3-step
-# trainings side by side: 64 s each, 83 with TensorFlow's default pools).
+# trainings side by side: 63-68 s each, 81-84 with TensorFlow's default pools). A process
+# left running alone pays for it (the drills' 160-step run: 315 s instead of 207).
 PYTEST_WORKERS ?= 2
 PYTEST = TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile

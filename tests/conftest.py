@@ -122,7 +122,8 @@ def demo_dataset(tmp_path_factory) -> dict[str, Path]:
 # `--set` overrides that make a RetinaNet preset train in seconds, its own backbone kept: for
 # tests where the preset's model matters (fine-tuning from its published checkpoint, the
 # pipeline.config translations). One convolution in the head instead of four: a fifth less to
-# trace and run (a 3-step run with an evaluation: 52 s of CPU, 42 s with it).
+# trace and run (measured on an earlier machine: 52 s of CPU for a 3-step run with an
+# evaluation, 42 s with it).
 FAST = ["--set", "task.model.input_size=[128,128,3]",
         "--set", "task.model.head.num_convs=1",
         "--set", "task.train_data.global_batch_size=4",
@@ -133,8 +134,8 @@ FAST = ["--set", "task.model.input_size=[128,128,3]",
 # FAST with a ResNet-10 and a feature pyramid in place of the demo preset's SpineNet-Mobile, for
 # the tests of what odapi does around a model (resume, evaluate, patience, export, drills,
 # the compose stack), which any real Model Garden detector serves: far fewer ops to build,
-# trace and run the first time (a 3-step run with an evaluation, side by side: 70 s of CPU
-# with FAST alone, 42 s with TINY).
+# trace and run the first time (the same 3-step run, side by side on one machine: 70 s of
+# CPU with FAST, 42 s with TINY).
 TINY = [*FAST, "--set", "task.model.backbone.type=resnet",
         "--set", "task.model.backbone.resnet.model_id=10",
         "--set", "task.model.decoder.type=fpn"]
