@@ -1,5 +1,5 @@
 """An exported model, whatever its format, behind one call: uint8 RGB images in; boxes
-normalized to each image, scores and label-map ids out.
+normalized to each image, scores and label-map ids out, boxes without area in the image left out.
 
 The SavedModel takes any image size and resizes inside. TFLite models take the model's
 fixed input size: images are letterboxed here (`letterbox`) and boxes mapped back, and
@@ -72,6 +72,16 @@ def _results(outputs: dict, count: int, class_offset: int = 0) -> list[dict]:
     return results
 
 
+def _on_the_image(result: dict) -> dict:
+    """`result` without its boxes of no area in the image: boxes wholly in the padding around a
+    letterboxed image, clipped to its edge. They find nothing, and which of them a model keeps
+    differs by format: the SavedModel clips to the image before its NMS, where a box of no
+    area overlaps nothing and survives; the TFLite models clip to their padded input."""
+    boxes = result["boxes"].reshape(-1, 4)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return {key: value[keep] for key, value in result.items()}
+
+
 def encoded_input(image: np.ndarray, input_type: str):
     """One image as the SavedModel's `inputs` for its input type (a batch of one)."""
     import tensorflow as tf
@@ -106,7 +116,8 @@ class SavedModelDetector:
         else:
             outputs = self.serve(inputs=tf.concat(
                 [encoded_input(image, self.input_type) for image in images], axis=0))
-        return _results({k: v.numpy() for k, v in outputs.items()}, len(images))
+        return [_on_the_image(result) for result in
+                _results({k: v.numpy() for k, v in outputs.items()}, len(images))]
 
 
 class TFLiteDetector:
@@ -164,7 +175,7 @@ class TFLiteDetector:
             outputs = {name: self._dequantize(name, value) for name, value in raw.items()}
             result = _results(outputs, 1, self.class_offset)[0]
             result["boxes"] = to_image(result["boxes"], image.shape, canvas.shape, scales)
-            results.append(result)
+            results.append(_on_the_image(result))
         return results
 
 
@@ -181,4 +192,5 @@ class OnnxDetector:
 
     def __call__(self, images: list[np.ndarray]) -> list[dict]:
         outputs = self.session.run(None, {"inputs": np.stack(images)})
-        return _results(dict(zip(self.names, outputs, strict=True)), len(images))
+        return [_on_the_image(result) for result in
+                _results(dict(zip(self.names, outputs, strict=True)), len(images))]
