@@ -308,6 +308,69 @@ def published(records, tmp_path_factory) -> bytes:
             / "spinenet49mobile.tar.gz").read_bytes()
 
 
+# ------------------------------------------------------------------ the image, built early
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "odapi:cpu"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def image_build_command() -> list[str]:
+    """`docker buildx build` of odapi:cpu from this checkout (the Docker SDK cannot use
+    BuildKit's secrets and cache mounts)."""
+    base = os.environ.get("ODAPI_BASE_IMAGE", "debian:bookworm-slim")
+    command = ["docker", "buildx", "build", "-f", "docker/Dockerfile", "--target", "cpu",
+               "-t", IMAGE, "--build-arg", f"BASE_IMAGE={base}"]
+    if CA_BUNDLE.exists():
+        command += ["--secret", f"id=extra_ca,src={CA_BUNDLE}"]
+    return [*command, str(ROOT)]
+
+
+@dataclass
+class ImageBuild:
+    """The image build, one per test session, run in the background: its output and exit
+    status land in `folder`."""
+
+    folder: Path
+
+    def start(self) -> None:
+        """Start the build unless a worker already has."""
+        with open(self.folder.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if self.folder.exists():
+                return
+            self.folder.mkdir()
+            script = '"$@" >"$0/output.txt" 2>&1; echo $? >"$0/status.part"; ' \
+                     'mv "$0/status.part" "$0/status"'
+            subprocess.Popen(["sh", "-c", script, str(self.folder), *image_build_command()],
+                             cwd=ROOT, start_new_session=True)
+
+    def result(self, timeout: float = 3600) -> tuple[int, str]:
+        """The build's exit status and output, once it has ended."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        while not (self.folder / "status").exists():
+            assert time.monotonic() < deadline, f"the image build still runs after {timeout} s"
+            time.sleep(1)
+        status = int((self.folder / "status").read_text())
+        return status, (self.folder / "output.txt").read_text()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_build(request, tmp_path_factory) -> ImageBuild:
+    """The image build, started with a worker's first test where the session has a docker
+    test to run: the build mostly downloads and writes files (about 200 s on a fresh
+    machine), which needs no worker to wait for it while the first tests train."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers, as in once_per_session
+    build = ImageBuild(root / "image-build")
+    wanted = any(item.get_closest_marker("docker") for item in request.session.items)
+    if wanted and shutil.which("docker"):
+        build.start()
+    return build
+
+
 class Server:
     """A loopback HTTP server for the mirror; `mode` says how it misbehaves."""
 

@@ -1,9 +1,9 @@
 """The image and the compose stack, for real: a Docker engine builds and runs them.
 
 Skipped, with the reason, where no Docker engine answers, unless ODAPI_REQUIRE_DOCKER=1 (CI sets
-it, so there a missing engine fails instead). The image is built with `docker buildx` (the
-Docker SDK cannot use BuildKit's secrets and cache mounts); containers and their results are
-inspected through the Docker SDK.
+it, so there a missing engine fails instead). The image is built with `docker buildx`, started
+in the background with the session's first tests (conftest's `image_build`); containers and
+their results are inspected through the Docker SDK.
 """
 
 from __future__ import annotations
@@ -24,12 +24,9 @@ from test_layouts import labelimg, tutorial_repo
 
 from odapi.data.synthetic import write_demo_dataset
 
-from conftest import FAST, TINY, Server
+from conftest import FAST, IMAGE, ROOT, TINY, Server
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGE = "odapi:cpu"
 HOST_UID, HOST_GID = 4321, 4321  # a "host user" that is not root, even when tests run as root
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # ODAPI_TRAIN_ARGS, split on spaces by compose; a demo of 40 images (400 by default)
 TRAIN_ARGS = " ".join(["--steps", "6", "--demo-images", "40", *TINY])
 
@@ -49,20 +46,11 @@ def client():
     return engine
 
 
-def build(target: str, tag: str) -> subprocess.CompletedProcess:
-    command = ["docker", "buildx", "build", "-f", "docker/Dockerfile", "--target", target,
-               "-t", tag, "--build-arg",
-               f"BASE_IMAGE={os.environ.get('ODAPI_BASE_IMAGE', 'debian:bookworm-slim')}"]
-    if CA_BUNDLE.exists():
-        command += ["--secret", f"id=extra_ca,src={CA_BUNDLE}"]
-    return subprocess.run([*command, "."], cwd=ROOT, capture_output=True, text=True,
-                          timeout=3600)
-
-
 @pytest.fixture(scope="session")
-def image(client):
-    result = build("cpu", IMAGE)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def image(client, image_build):
+    """odapi:cpu, built from this checkout (conftest starts the build early)."""
+    code, output = image_build.result()
+    assert code == 0, output[-6000:]
     return client.images.get(IMAGE)
 
 
