@@ -72,13 +72,19 @@ def _results(outputs: dict, count: int, class_offset: int = 0) -> list[dict]:
     return results
 
 
+# A side shorter than this (normalized) is none: a hundredth of a pixel of a 100-pixel image.
+# TFLite's boxes clipped to nothing keep a sliver (tflite._clipped), 1e-5 of the image or so.
+NO_SIDE = 1e-4
+
+
 def _on_the_image(result: dict) -> dict:
     """`result` without its boxes of no area in the image: boxes wholly in the padding around a
-    letterboxed image, clipped to its edge. They find nothing, and which of them a model keeps
-    differs by format: the SavedModel clips to the image before its NMS, where a box of no
-    area overlaps nothing and survives; the TFLite models clip to their padded input."""
+    letterboxed image or past its edges, clipped to the edge. They find nothing, and which of
+    them a model keeps differs by format: the SavedModel clips to the image before its NMS,
+    where a box of no area overlaps nothing and survives; the TFLite models clip to their
+    padded input."""
     boxes = result["boxes"].reshape(-1, 4)
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    keep = (boxes[:, 2] - boxes[:, 0] > NO_SIDE) & (boxes[:, 3] - boxes[:, 1] > NO_SIDE)
     return {key: value[keep] for key, value in result.items()}
 
 

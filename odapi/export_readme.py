@@ -52,9 +52,10 @@ zero point in the input's details (1 and 0 for uint8: plain pixels). Outputs, {o
 `TFLite_Detection_PostProcess`, as in the OD API's TFLite detectors, with per-class NMS as the
 SavedModel's, on boxes clipped first, as the SavedModel's are (to the model's input, padding
 included; int8 models skip the clipping, which cost their boxes precision). Classes are
-0-based: label-map id minus one. Run the models on one thread (the runtime's default): with
-2 to N threads, that op's per-class NMS loses the class whose index equals the thread count
-(tensorflow/tensorflow#56058)."""
+0-based: label-map id minus one. Boxes found wholly in the padding have no area once mapped
+to the image and clipped to it: leave them out, as `odapi predict` does. Run the models on one
+thread (the runtime's default): with 2 to N threads, that op's per-class NMS loses the class
+whose index equals the thread count (tensorflow/tensorflow#56058)."""
     else:
         model = f"""Input `inputs`: uint8 [1, {size[0]}, {size[1]}, 3]. Outputs: the SavedModel's
 four, classes as label-map ids; the model's own NMS runs as ordinary ops."""
