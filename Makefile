@@ -26,7 +26,7 @@ lint: $(VENV)/.installed
 # TensorFlow sizes its thread pools to every core, in each of the workers and each process
 # they start: one thread each instead, or the pools spin against each other (two 3-step
 # trainings side by side: 63-68 s each, 81-84 with TensorFlow's default pools). A process
-# left running alone pays for it (a 160-step training: 315 s instead of 207).
+# left running alone pays for it (SpineNet's 160-step training: 315 s instead of 207).
 PYTEST_WORKERS ?= 2
 PYTEST = TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
