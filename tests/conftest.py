@@ -142,13 +142,19 @@ RESNET10 = ["--set", "task.model.backbone.type=resnet",
 TINY = [*FAST, *RESNET10]
 
 
+def shared_folder(tmp_path_factory) -> Path:
+    """The session's temporary folder that every pytest-xdist worker sees."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder every worker's temporary folder sits in
+    return root
+
+
 def once_per_session(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
     """A folder `build` fills, built once per test session however many pytest-xdist workers
     ask for it (xdist's recipe for session fixtures): the first to ask builds it under a file
     lock, the others wait for it and read it. A build that failed is tried again by the next."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the folder every worker's temporary folder sits in
+    root = shared_folder(tmp_path_factory)
     folder = root / name
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
@@ -364,10 +370,7 @@ def image_build(request, tmp_path_factory) -> ImageBuild:
     """The image build, started with a worker's first test where the session has a docker
     test to run: the build mostly downloads and writes files (about 200 s on a fresh
     machine), which needs no worker to wait for it while the first tests train."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by the workers, as in once_per_session
-    build = ImageBuild(root / "image-build")
+    build = ImageBuild(shared_folder(tmp_path_factory) / "image-build")
     wanted = any(item.get_closest_marker("docker") for item in request.session.items)
     if wanted and shutil.which("docker"):
         build.start()
