@@ -543,8 +543,9 @@ def test_faster_rcnn_preset_trains_and_exports_a_tflite_model(records, tmp_path)
         # (seen: 57 boxes on the right), which is then part of the image, not left out as
         # boxes of no area in it
         canvas, _ = letterbox(image.pixels, fit, fit, keep_aspect_ratio)
-        saved, lite = (load_detector(tmp_path / "export" / name)([np.rint(canvas).astype(
-            np.uint8)])[0] for name in ("saved_model", "model.tflite"))
+        pixels = np.rint(canvas).astype(np.uint8)
+        saved, lite = (load_detector(tmp_path / "export" / name)([pixels])[0]
+                       for name in ("saved_model", "model.tflite"))
         # as many, give or take those scoring at the threshold (0.05; seen: 0.0500 and 0.0499)
         assert abs(len(saved["scores"]) - len(lite["scores"])) <= max(3, len(lite["scores"]) // 10)
         # label-map ids, boxes of the image: most of the SavedModel's top five are in the
