@@ -46,7 +46,8 @@ def _tflite_section(result, params) -> str:
             "scores come in steps of 1/255, classes and the count whole")
         model = f"""Input `inputs`: {shape}: float32 pixel values 0-255 for float,
 fp16 and dynamic models; for int8 models uint8 (or int8, `--int8-io`), quantized with the scale and
-zero point in the input's details (1 and 0 for uint8: plain pixels). Outputs, {outputs}:
+zero point in the input's details (1 and 0 for uint8: plain pixels). Outputs, {outputs},
+in this order (as the OD API's TFLite detectors, for code that reads them by position):
 `detection_boxes` [1, N, 4] ([ymin, xmin, ymax, xmax]), `detection_classes`,
 `detection_scores` [1, N], `num_detections` [1]. Post-processing is TFLite's
 `TFLite_Detection_PostProcess`, as in the OD API's TFLite detectors, with per-class NMS as the

@@ -236,7 +236,7 @@ def convert(source: Path, quantize: str | None, builtin: bool,
                          f"{str(e).splitlines()[0]}") from None
     if quantize == "int8" and int8_output != "float32":
         model = quantize_outputs(model, int8_output)
-    return model
+    return in_detection_order(model)
 
 
 # The narrowest range int8 gives an activation. A squeeze-excitation unit whose ReLU never fired
@@ -286,6 +286,9 @@ def operators(model: bytes) -> set[str]:
 # Boxes (normalized to the input) and scores in [0, 1], 255 steps; classes and the count whole.
 OUTPUT_RANGES = {"detection_boxes": 1.0, "detection_scores": 1.0,
                  "detection_classes": 255.0, "num_detections": 255.0}
+# The post-processing's outputs in the order of the OD API's TFLite detectors.
+DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores",
+                     "num_detections")
 
 
 def quantize_outputs(model: bytes, dtype: str) -> bytes:
@@ -323,6 +326,25 @@ def quantize_outputs(model: bytes, dtype: str) -> bytes:
         graph.outputs = [operator.outputs[0] if index == output.tensorIndex else index
                          for index in graph.outputs]
         output.tensorIndex = operator.outputs[0]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(unpacked))
+
+
+def in_detection_order(model: bytes) -> bytes:
+    """`model` with the post-processing's outputs in the OD API's order, boxes, classes,
+    scores, count, and named as in its signature, for code that reads outputs by position
+    (`get_output_details()[0]`, as the OD API's TFLite samples do); the converter put the
+    count first, named StatefulPartitionedCall:3. Other models as they are."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    unpacked = flatbuffer_utils.convert_bytearray_to_object(model)
+    signature = unpacked.signatureDefs[0]
+    names = {_text(output.name): output.tensorIndex for output in signature.outputs}
+    if set(names) != set(DETECTION_OUTPUTS):
+        return model
+    graph = unpacked.subgraphs[signature.subgraphIndex]
+    graph.outputs = [names[name] for name in DETECTION_OUTPUTS]
+    for name, index in names.items():
+        graph.tensors[index].name = name.encode()
     return bytes(flatbuffer_utils.convert_object_to_bytearray(unpacked))
 
 

@@ -129,8 +129,9 @@ def test_builtin_tflite_models_have_no_tensorflow_ops_and_run_without_tensorflow
                                                                               learned_run,
                                                                               tmp_path):
     """No Flex op in any builtin model; model.tflite and model_int8.tflite run in LiteRT in a
-    process without TensorFlow, and on a validation image find what the SavedModel finds,
-    classes 0-based (label-map id minus one)."""
+    process without TensorFlow, their outputs in the OD API's order and named by what they
+    hold, and on a validation image find what the SavedModel finds, classes 0-based
+    (label-map id minus one)."""
     from odapi.detectors import load_detector
     from odapi.letterbox import letterbox
     from odapi.measure import check_images
@@ -162,6 +163,8 @@ def test_builtin_tflite_models_have_no_tensorflow_ops_and_run_without_tensorflow
         assert outputs["shapes"] == {"detection_boxes": [1, 100, 4], "detection_classes":
                                      [1, 100], "detection_scores": [1, 100],
                                      "num_detections": [1]}, name
+        assert outputs["positions"] == [[output, output] for output in (  # the OD API's order
+            "detection_boxes", "detection_classes", "detection_scores", "num_detections")], name
         assert set(outputs["types"].values()) == {  # --int8-output uint8
             "uint8" if name == "model_int8.tflite" else "float32"}, outputs["types"]
         theirs = outputs["detections"]  # (0-based class, score)
@@ -177,11 +180,15 @@ RUN_WITH_LITERT_ONLY = textwrap.dedent("""
     canvas = np.load(sys.argv[2])[None]
     found = {}
     for name in ("model.tflite", "model_int8.tflite"):
-        detect = Interpreter(model_path=f"{sys.argv[1]}/{name}").get_signature_runner()
+        interpreter = Interpreter(model_path=f"{sys.argv[1]}/{name}")
+        detect = interpreter.get_signature_runner()
+        by_index = {d["index"]: k for k, d in detect.get_output_details().items()}
+        positions = [(by_index[d["index"]], d["name"]) for d in interpreter.get_output_details()]
         dtype = detect.get_input_details()["inputs"]["dtype"]  # uint8: scale 1, zero point 0
         out = detect(inputs=canvas.astype(np.float32) if dtype == np.float32 else
                      np.clip(np.rint(canvas), 0, 255).astype(dtype))
-        found[name] = {"types": {k: str(v.dtype) for k, v in out.items()}}
+        found[name] = {"types": {k: str(v.dtype) for k, v in out.items()},
+                       "positions": positions}
         for key, details in detect.get_output_details().items():  # uint8 outputs in int8's
             scale, zero_point = details["quantization"]
             if scale:
