@@ -6,11 +6,13 @@ import argparse
 from pathlib import Path
 
 from odapi.cli.options import EXIT_FAILED, EXIT_OK, Shared, log, positive_int, score_threshold
+from odapi.measure import TOLERANCE
 from odapi.quiet import quiet_model_garden
 from odapi.tflite import INT8_IO, INT8_OUTPUTS, QUANTIZATIONS
 
 
 def add_export(commands, shared: Shared) -> None:
+    allowed = ", ".join(f"{precision} {loss}" for precision, loss in TOLERANCE.items())
     p = commands.add_parser(
         "export", parents=[shared.common, shared.model_dir, shared.overwrite],
         help="write a trained run as a SavedModel (and ONNX, TFLite), each measured",
@@ -20,8 +22,9 @@ def add_export(commands, shared: Shared) -> None:
                     "detection_classes (label-map ids) and num_detections. ONNX and TFLite "
                     "models go beside it on request; every model is measured (COCO AP50 and "
                     "AP on the run's validation images, size, ms per image) and one that loses "
-                    "more AP50 than allowed fails the export. The label map, a manifest and a "
-                    "README of inputs, outputs and the measurements go next to them.")
+                    f"more AP50 against the SavedModel than allowed ({allowed}) fails the "
+                    "export, keeping nothing. The label map, a manifest and a README of "
+                    "inputs, outputs and the measurements go next to them.")
     p.add_argument("-o", "--out", type=Path, required=True, help="the export folder")
     p.add_argument("--checkpoint", default="best", metavar="best|latest|PATH",
                    help="best: the highest eval AP `odapi eval` recorded (default); latest; "
@@ -30,12 +33,14 @@ def add_export(commands, shared: Shared) -> None:
                    choices=["image_tensor", "image_bytes", "tf_example"],
                    help="what the signature takes (default: image_tensor, uint8 images)")
     p.add_argument("--tflite", action="store_true",
-                   help="also write model.tflite: builtin TFLite ops where the model allows "
-                        "(RetinaNet), else TensorFlow ops kept (model_flex.tflite)")
+                   help="also write model.tflite in builtin TFLite ops (RetinaNet: ending in "
+                        "TFLite_Detection_PostProcess, outputs as the OD API's TFLite "
+                        "detectors; Faster R-CNN: its own NMS), or, where the converter "
+                        "cannot, with TensorFlow ops kept (model_flex.tflite)")
     p.add_argument("--quantize", nargs="*", choices=QUANTIZATIONS, metavar="KIND",
                    help="also quantized TFLite models (implies --tflite): dynamic (int8 "
-                        "weights), fp16, int8 (integer only, calibrated); several may follow; "
-                        "bare --quantize means dynamic")
+                        "weights), fp16, int8 (integer only, calibrated; RetinaNet models); "
+                        "several may follow; bare --quantize means dynamic")
     p.add_argument("--int8-io", choices=INT8_IO, default="uint8",
                    help="the int8 model's input type (default: uint8)")
     p.add_argument("--int8-output", choices=INT8_OUTPUTS, default="float32",
@@ -48,7 +53,8 @@ def add_export(commands, shared: Shared) -> None:
     p.add_argument("--onnx", action="store_true",
                    help="also write model.onnx (tf2onnx, opset 17), checked in onnxruntime")
     p.add_argument("--check-images", type=positive_int, metavar="N",
-                   help="validation images each model is measured on (default: all)")
+                   help="validation images each model is measured on (default: all; the "
+                        "training images when the run has no validation records)")
     p.set_defaults(run=cmd_export)
 
 
