@@ -43,10 +43,18 @@ class CliResult:
         return iter((self.code, self.out, self.err))
 
 
+# The suite runs the CLI two ways, and only these two:
+# - in this process, `run_odapi` (or the `odapi` fixture, the same function): the real entry
+#   point, `main()`, its output captured; quick, and what most tests need;
+# - as a process of its own, `odapi_command` (the command line, for subprocess.run or Popen with
+#   the test's own env, pipes, terminal, timeout) or `odapi_running` (that process for a block,
+#   killed at its end): where a test must signal, kill or supervise it, give it an environment or
+#   a terminal of its own, or run several at once.
+# Two tests go around them on purpose: test_cli runs the installed `odapi` script (to test that
+# entry point), and test_distributed_docs only parses a command line (`build_parser`).
 def run_odapi(*args: str | Path | int) -> CliResult:
     """`odapi ARGS...` in this process through the real entry point, its output captured (no
-    terminal: progress comes as lines). The suite's one in-process way to run the CLI;
-    `odapi_running` is the other, for a process to signal or kill."""
+    terminal: progress comes as lines)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -70,11 +78,18 @@ def odapi():
     return run_odapi
 
 
+def odapi_command(*args: str | Path | int) -> list[str]:
+    """The command line of `odapi ARGS...` as a process of its own: `python -m odapi` with this
+    interpreter, so the child runs the odapi this process imports."""
+    return [sys.executable, "-m", "odapi", *map(str, args)]
+
+
 @contextlib.contextmanager
 def odapi_running(*args: str | Path | int) -> Iterator[subprocess.Popen]:
-    """`odapi ARGS...` as a separate process for the block; killed when the block ends, so a
-    failing test leaves no trainer, follower or server running into the next tests."""
-    process = subprocess.Popen([sys.executable, "-m", "odapi", *map(str, args)],
+    """`odapi ARGS...` as a separate process for the block, stdout and stderr piped (text);
+    killed when the block ends, so a failing test leaves no trainer, follower or server running
+    into the next tests."""
+    process = subprocess.Popen(odapi_command(*args),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         yield process
@@ -238,8 +253,8 @@ def learned_run(records, tmp_path_factory) -> Path:
     SIGKILL drill's reference and the model export and predict are checked with. Read it; to
     change it, take a `fresh_copy`."""
     def build(root: Path) -> None:
-        result = subprocess.run([sys.executable, "-m", "odapi", "train", "--data", str(records),
-                                 "--model-dir", str(root / "model"), *LEARN],
+        result = subprocess.run(odapi_command("train", "--data", records,
+                                              "--model-dir", root / "model", *LEARN),
                                 capture_output=True, text=True, timeout=1800, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
 

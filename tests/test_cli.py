@@ -10,6 +10,8 @@ from pathlib import Path
 
 import odapi
 
+from conftest import odapi_command
+
 COMMANDS = ["convert", "inspect", "demo-data", "train", "config", "eval", "checkpoints",
             "tensorboard", "report", "demo", "export", "predict", "doctor"]
 
@@ -113,9 +115,8 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     """`odapi ... | head` stops reading early: the command ends as a shell's commands do on
     SIGPIPE (141), without calling it a bug in odapi."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as pip installs
-    process = subprocess.Popen([sys.executable, "-m", "odapi", "demo-data", tmp_path / "data",
-                                "--count", "2"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(odapi_command("demo-data", tmp_path / "data", "--count", "2"),
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.close()  # before it writes its first line
     err = process.stderr.read()
     assert process.wait(timeout=120) == 141 and err == ""

@@ -17,7 +17,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from conftest import (
     TINY,
     fresh_copy,
     looks_complete,
+    odapi_command,
     odapi_running,
     read_all,
 )
@@ -282,8 +282,7 @@ def train_then_kill(args: list, model_dir: Path, moment: Moment, log: Path,
     before = save_marks(model_dir)
     launched = time.monotonic()
     with open(log, "w") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "odapi", *map(str, args)],
-                                   stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(odapi_command(*args), stdout=sink, stderr=subprocess.STDOUT)
     seen: dict[int, str] = {}  # step -> how its save was first seen: "temp" or "index"
     try:
         if moment.kind == "start-up":
@@ -437,7 +436,7 @@ def test_training_killed_at_three_random_moments_still_finishes_and_learns(recor
     print(context)
 
     resumed = mark_step(tf_latest(model_dir))
-    result = subprocess.run([sys.executable, "-m", "odapi", *map(str, command(model_dir))],
+    result = subprocess.run(odapi_command(*command(model_dir)),
                             capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, f"{context}\n{result.stdout}{result.stderr}"
     assert f"from step {resumed}" in result.stderr, f"{context}\n{result.stderr}"

@@ -7,10 +7,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
-from conftest import looks_complete, read_all, snapshot
+from conftest import looks_complete, odapi_command, read_all, snapshot
 
 
 def wait_until_reading(fifo, process, timeout=180.0) -> int:
@@ -42,8 +41,8 @@ def test_kill_9_mid_conversion_then_rerun(tmp_path, demo_dataset):
     before = snapshot(data)
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "odapi", "convert", data / "annotations.csv", "--out", out,
-         "--shards", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        odapi_command("convert", data / "annotations.csv", "--out", out, "--shards", "2", "-q"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     writer = wait_until_reading(fifo, process)
     try:
         staging = [p for p in out.iterdir() if p.name.startswith(".odapi-partial-")]
@@ -59,8 +58,8 @@ def test_kill_9_mid_conversion_then_rerun(tmp_path, demo_dataset):
     fifo.unlink()  # the user fixes the dataset: a real image this time
     shutil.copyfile(data / "images" / "000000.jpg", fifo)
     result = subprocess.run(
-        [sys.executable, "-m", "odapi", "convert", data / "annotations.csv", "--out", out,
-         "--shards", "2", "-q"], capture_output=True, text=True, timeout=300)
+        odapi_command("convert", data / "annotations.csv", "--out", out, "--shards", "2", "-q"),
+        capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # stale staging gone
     assert sorted(p.name for p in out.iterdir()) == [

@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from odapi.model_dir.checkpoints import checkpoint_step, latest_checkpoint
 
-from conftest import TINY, run_odapi
+from conftest import TINY, odapi_command, run_odapi
 
 
 def free_ports(count: int) -> list[int]:
@@ -52,8 +51,8 @@ def two_workers(data: Path, model_dirs: tuple[Path, Path], steps: int, logs: Pat
         log = logs / f"worker-{index}-{launch}.log"
         with open(log, "w") as sink:
             started.append((subprocess.Popen(
-                [sys.executable, "-m", "odapi", "train", "--config", "demo", "--data",
-                 str(data), "--model-dir", str(model_dir), "--steps", str(steps), *TINY],
+                odapi_command("train", "--config", "demo", "--data", data, "--model-dir",
+                              model_dir, "--steps", steps, *TINY),
                 stdout=sink, stderr=subprocess.STDOUT, env=worker_env), log))
     return started
 
@@ -164,8 +163,8 @@ def test_a_worker_alone_gives_up_after_the_join_timeout_and_refusals_come_first(
     hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
     env = {**os.environ, "ODAPI_CLUSTER_TIMEOUT": "5", "TF_CONFIG": json.dumps(
         {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": 0}})}
-    command = [sys.executable, "-m", "odapi", "train", "--config", "demo", "--data", records,
-               "--steps", "3", *TINY]
+    command = odapi_command("train", "--config", "demo", "--data", records, "--steps", "3",
+                            *TINY)
     alone = subprocess.Popen([*command, "--model-dir", tmp_path / "alone"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with socket.socket() as taken:  # as by a worker given the same index: 1, here

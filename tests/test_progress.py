@@ -13,18 +13,19 @@ import pty
 import re
 import struct
 import subprocess
-import sys
 import termios
 import time
 
 from odapi.progress import LineProgress, progress_bar
 
+from conftest import odapi_command
+
 LINE = re.compile(r"^convert (\d+)/(\d+) \(\d+%\) imgs( \| [\d.]+ img/s(, ETA \S+)?)?$")
 
 
 def test_convert_through_a_pipe_prints_lines(demo_dataset, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "odapi", "convert", demo_dataset["voc"],
-                             "--out", tmp_path / "out"], capture_output=True, text=True)
+    result = subprocess.run(odapi_command("convert", demo_dataset["voc"], "--out",
+                                          tmp_path / "out"), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("convert")]
@@ -36,9 +37,9 @@ def test_convert_on_a_terminal_draws_a_bar(demo_dataset, tmp_path):
     """The same command with a terminal as stderr redraws one line with carriage returns."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    process = subprocess.Popen([sys.executable, "-m", "odapi", "convert", demo_dataset["voc"],
-                                "--out", tmp_path / "out"], stderr=terminal,
-                               stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(odapi_command("convert", demo_dataset["voc"], "--out",
+                                             tmp_path / "out"),
+                               stderr=terminal, stdout=subprocess.DEVNULL)
     os.close(terminal)
     shown = b""
     while True:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 from odapi.supervise import supervise
 
-from conftest import odapi_running
+from conftest import odapi_command, odapi_running
 
 
 def children(pid: int) -> list[int]:
@@ -47,8 +46,8 @@ def wait_for(condition, timeout: float = 300, what: str = "the condition"):
 def test_an_error_to_fix_is_said_once_and_ends_it(tmp_path):
     (tmp_path / "data").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "odapi", "train", "--restart-on-crash", "--config", "demo",
-         "--data", tmp_path / "data", "--model-dir", tmp_path / "model"],
+        odapi_command("train", "--restart-on-crash", "--config", "demo",
+                      "--data", tmp_path / "data", "--model-dir", tmp_path / "model"),
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stderr.count("no dataset here") == 1, result.stderr

@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from odapi import zoo
 
-from conftest import FAST, Server, run_odapi
+from conftest import FAST, Server, odapi_command, run_odapi
 
 NAME = "spinenet49mobile-coco"
 URL_PATH = "/tf_model_garden/vision/retinanet/spinenet49mobile.tar.gz"  # as published
@@ -156,7 +155,7 @@ def run_on_read_only(cache: Path, *args) -> subprocess.CompletedProcess:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("a read-only mount needs root and unshare")
     return subprocess.run(["unshare", "--mount", "sh", "-c", READ_ONLY, "sh", str(cache),
-                           sys.executable, "-m", "odapi", *map(str, args)],
+                           *odapi_command(*args)],
                           capture_output=True, text=True, timeout=600)
 
 
