@@ -23,7 +23,7 @@ from odapi.data.records import read_records
 from odapi.engine.pipeline_config.reading import read_pipeline_config
 from odapi.model_dir.checkpoints import list_checkpoints
 
-from conftest import FAST, run_odapi
+from conftest import FAST
 
 CONFIGS = Path(__file__).parent / "data" / "pipeline_configs"
 TUTORIAL = CONFIGS / "tutorial.config"
@@ -31,18 +31,16 @@ FIELDS_OF_THE_TUTORIAL = 78
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory) -> Path:
-    """Converted shapes (3 classes) plus baseline/ckpt-1: a Model Garden checkpoint of the
-    tutorial config's architecture, which its fine_tune_checkpoint names."""
+def records(records, tmp_path_factory) -> Path:
+    """A copy of the session's records (conftest: shapes, 3 classes, 36 train and 12 val) plus
+    baseline/ckpt-1: a Model Garden checkpoint of the tutorial config's architecture, which its
+    fine_tune_checkpoint names. A copy: the session's folder is shared, and no test adds to it."""
     from official.core import task_factory
 
     from odapi.engine.config import resolve
 
-    root = tmp_path_factory.mktemp("pipeline-data")
-    assert run_odapi("demo-data", root / "data", "--count", "24", "--formats", "voc").code == 0
-    assert run_odapi("convert", root / "data" / "voc", "--out", root / "records", "--split",
-                     "train=0.75,val=0.25", "-q").code == 0
-    folder = root / "records"
+    folder = tmp_path_factory.mktemp("pipeline-data") / "records"
+    shutil.copytree(records, folder)
     run = resolve(TUTORIAL, data=folder, init_checkpoint="unused",
                   sets=["task.model.input_size=[128,128,3]"])
     model = task_factory.get_task(run.params.task).build_model()
@@ -99,7 +97,7 @@ def test_the_tutorial_config_trains_evaluates_and_samples_validation(odapi, reco
     subset = config["eval_subset"]
     source = [from_tf_example(r).source_id
               for r in read_records(sorted(records.glob("val-*.tfrecord")))]
-    assert subset["every"] == 2 and subset["total"] == len(source) == 6
+    assert subset["every"] == 2 and subset["total"] == len(source) == 12
     assert subset["examples"] == math.ceil(len(source) / 2)
     assert params["task"]["validation_data"]["input_path"] == subset["path"]
     sampled = [from_tf_example(r).source_id for r in read_records([Path(subset["path"])])]
