@@ -751,3 +751,57 @@ def test_a_runtime_that_dies_while_measuring_fails_the_export_and_is_named(run, 
     assert "LiteRT crashed while running model.tflite on the check images" in str(error.value)
     assert "export again without that model" in str(error.value)
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.partial-*"))
+
+
+def test_an_export_less_accurate_than_allowed_fails_with_the_table_and_keeps_nothing(
+        learned_run, tmp_path):
+    """int8 calibrated on images unlike the ones it sees (the run's training records swapped
+    for gray pictures of the same shapes' sizes: as if another dataset had been converted into
+    its records folder since) loses far more AP50 than int8's 0.05 (0.339 against the
+    SavedModel's 0.754, seen): the export fails, naming the model and its loss, with the
+    table and what to try, and keeps nothing. The float32 model beside it passes."""
+    import dataclasses
+    import io
+    import itertools
+
+    from odapi.data.examples import from_tf_example, to_tf_example
+    from odapi.data.records import read_records, record_files
+
+    copy = fresh_copy(learned_run, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    train = manifest["config"]["params"]["task"]["train_data"]
+    gray = tmp_path / "gray-train-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(str(gray)) as records:
+        for serialized in itertools.islice(read_records(record_files(train["input_path"])), 4):
+            example = from_tf_example(serialized)
+            picture = io.BytesIO()
+            Image.new("RGB", (example.width, example.height), (128, 128, 128)).save(picture,
+                                                                                    "JPEG")
+            records.write(to_tf_example(dataclasses.replace(example, encoded=picture.getvalue()))
+                          .SerializeToString())
+    train["input_path"] = str(gray)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = run_odapi("export", "--model-dir", copy, "--out", tmp_path / "x",
+                               "--quantize", "int8")
+    assert code == 1, out + err
+    assert "an exported model is less accurate than allowed, so the export was not kept" in err
+    failed = [line.strip() for line in err.splitlines() if "below the SavedModel's" in line]
+    assert len(failed) == 1 and failed[0].startswith("model_int8.tflite: AP50 ") and \
+        failed[0].endswith(f"(tolerance {TOLERANCE['int8']})"), err
+    assert "AP50 vs SavedModel (allowed)" in err and "model.tflite " in err, err  # the table
+    assert "try more --calibration-images, or leave that model out" in err, err
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.partial-*"))
+
+
+def test_int8_calibrates_on_as_many_training_images_as_asked(run):
+    """--calibration-images N: the first N of the run's training images (36 here), each
+    letterboxed to the model's input, uint8's whole range in it."""
+    from odapi.model_dir.manifest import load_run
+    from odapi.tflite import calibration_images
+
+    params, _, _ = load_run(run)
+    assert len(list(calibration_images(params, (128, 128), 100)())) == 36
+    three = list(calibration_images(params, (128, 128), 3)())
+    assert len(three) == 3
+    for (canvas,) in three:
+        assert canvas.shape == (1, 128, 128, 3) and canvas.min() == 0 and canvas.max() == 255
