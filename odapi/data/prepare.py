@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from odapi.data.convert import ConversionFailed, ConvertOptions, convert
-from odapi.data.records import COMPLETION_MARKER
+from odapi.data.records import COMPLETION_MARKER, split_files
 from odapi.data.synthetic import write_demo_dataset
 from odapi.errors import OdapiError
 
@@ -27,7 +27,7 @@ DATASET_OPTIONS = ("format", "images", "class_name", "split")
 
 
 def is_records_dir(folder: Path) -> bool:
-    return (folder / "label_map.pbtxt").is_file() and any(folder.glob("train-*.tfrecord"))
+    return (folder / "label_map.pbtxt").is_file() and bool(split_files(folder, "train"))
 
 
 def is_empty(folder: Path) -> bool:

@@ -27,29 +27,68 @@ SHARD_PATTERN = re.compile(r"^[\w.-]+-\d{5}-of-\d{5}\.tfrecord$")
 STAGING_PREFIX = ".odapi-partial-"
 COMPLETION_MARKER = "report.json"
 OUTPUT_NAMES = ("label_map.pbtxt", "report.txt", COMPLETION_MARKER)
+CONVERT_FIX = "convert a dataset with `odapi convert` and pass its folder with --data"
 
 
 def split_pattern(folder: str | Path, split: str) -> str:
     """The glob that finds one split's shards in a folder `odapi convert` wrote."""
-    return str(Path(folder) / f"{split}-*.tfrecord")
+    return str(Path(folder) / _split_glob(split))
+
+
+def _split_glob(split: str) -> str:
+    return f"{split}-*.tfrecord"
+
+
+def split_files(folder: str | Path, split: str) -> list[Path]:
+    """One split's shards in a converted folder; the folder's name is taken literally."""
+    return expand_records(split_pattern(glob.escape(str(folder)), split))
 
 
 def evaluation_split(folder: str | Path) -> str:
     """The split of a converted folder that evaluation reads: `val`; where there is none but a
     `test` split (train/test datasets, as in the OD API tutorial), `test`."""
-    has = {split: any(Path(folder).glob(f"{split}-*.tfrecord")) for split in ("val", "test")}
+    has = {split: bool(split_files(folder, split)) for split in ("val", "test")}
     return "test" if has["test"] and not has["val"] else "val"
 
 
+def expand_records(pattern: str | Path, folders: bool = False) -> list[Path]:
+    """The files one pattern names: a file, a glob's matches (sorted; globbed as TensorFlow
+    globs an input_path, `**` as `*`) and, with `folders`, a folder's record files.
+
+    The one place record paths are expanded, so every command reads the same files for a
+    pattern. Nothing that exists: an empty list (callers say what to pass instead).
+    """
+    text = str(pattern)
+    if folders and os.path.isdir(text):
+        return sorted(p for p in Path(text).iterdir()
+                      if ".tfrecord" in p.name or p.name.endswith(".record"))
+    if glob.has_magic(text):
+        return [Path(f) for f in sorted(glob.glob(text))]
+    return [Path(text)] if os.path.isfile(text) else []  # any OSError: not there
+
+
 def record_files(pattern: str) -> list[Path]:
-    """The files a records pattern names: comma-separated files and globs, in order."""
-    files: list[Path] = []
-    for part in (p for p in str(pattern).split(",") if p):
-        if any(c in part for c in "*?["):
-            files += [Path(f) for f in sorted(glob.glob(part))]
-        elif Path(part).is_file():
-            files.append(Path(part))
+    """The files an input_path names: comma-separated files and globs (as Model Garden reads
+    it), in order; parts that match nothing are left out."""
+    return [f for part in str(pattern).split(",") if part for f in expand_records(part)]
+
+
+def require_records(pattern: str, split: str, fix: str = CONVERT_FIX) -> list[Path]:
+    """The files of `split`'s input_path; none is an error naming the pattern, and `fix`."""
+    files = record_files(pattern)
+    if not files:
+        raise no_records(pattern, split, fix)
     return files
+
+
+def no_records(pattern: str | Path, split: str | None = None,
+               fix: str = CONVERT_FIX) -> OdapiError:
+    """The error for a pattern no record file matches: a split's input_path (`split`), or a
+    command-line argument that may also name a folder (no split)."""
+    if split is None:
+        return OdapiError("no TFRecord files here; give record files, a folder of them, "
+                          "or a glob like 'records/train-*.tfrecord'", where=str(pattern))
+    return OdapiError(f"no {split} records match {str(pattern)!r}; {fix}", where=split)
 
 
 def count_examples(pattern: str) -> int | None:
@@ -60,7 +99,7 @@ def count_examples(pattern: str) -> int | None:
         return None
     folder, name = os.path.split(pattern)
     split = name.split("-", 1)[0]
-    if name == f"{split}-*.tfrecord":
+    if name == _split_glob(split):
         try:
             report = json.loads((Path(folder) / COMPLETION_MARKER).read_text())
             return int(report["splits"][split]["images"])
@@ -187,18 +226,9 @@ def expand_record_paths(patterns: Iterable[str | Path]) -> list[Path]:
     """Files, folders (every *.tfrecord* in them) and globs, each checked to exist."""
     paths: list[Path] = []
     for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if ".tfrecord" in p.name or p.name.endswith(".record"))
-        elif any(c in str(pattern) for c in "*?["):
-            found = sorted(Path(path.anchor or ".").glob(str(path.relative_to(path.anchor)))
-                           if path.is_absolute() else Path(".").glob(str(pattern)))
-        else:
-            found = [path] if path.is_file() else []
+        found = expand_records(pattern, folders=True)
         if not found:
-            raise OdapiError("no TFRecord files here; give record files, a folder of them, "
-                             "or a glob like 'records/train-*.tfrecord'", where=str(pattern))
+            raise no_records(pattern)
         paths.extend(found)
     return paths
 

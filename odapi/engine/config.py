@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import glob
 import os
 import types
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from odapi.data.records import count_examples, evaluation_split, split_pattern
+from odapi.data.records import count_examples, evaluation_split, expand_records, split_pattern
 from odapi.engine import cluster
 from odapi.engine.length import Length, RunLength, decide, scale_schedule
 from odapi.errors import OdapiError
@@ -272,7 +271,7 @@ def _resolve_path(value: str, base: Path) -> str:
     if not value or "://" in value or os.path.isabs(value):
         return value
     return str((base / value).resolve()) if (base / value).exists() or \
-        glob.glob(str(base / value)) else value
+        expand_records(base / value) else value
 
 
 def _model_garden_defaults() -> dict:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odapi.atomic import probe_writable, sha256_of
-from odapi.data.records import record_files
+from odapi.data.records import require_records
 from odapi.errors import OdapiError
 from odapi.labelmap import LabelMap
 
@@ -39,10 +39,7 @@ def scan_records(pattern: str, label_map: LabelMap, split: str,
     """
     import tensorflow as tf
 
-    result = RecordSet(pattern=pattern, files=record_files(pattern))
-    if not result.files:
-        raise OdapiError(f"no {split} records match {pattern!r}; convert a dataset with "
-                         "`odapi convert` and pass its folder with --data", where=split)
+    result = RecordSet(pattern=pattern, files=require_records(pattern, split))
     cache = cache or {}
     for path in result.files:
         stat = path.stat()

@@ -21,7 +21,7 @@ import numpy as np
 
 from odapi.data.boxes import in_original_image
 from odapi.data.examples import DetectionExample, from_tf_example
-from odapi.data.records import read_records, record_files
+from odapi.data.records import read_records, record_files, require_records
 from odapi.errors import OdapiError
 from odapi.evaluation.coco import COCOResult, PerClassCOCOEvaluator
 from odapi.evaluation.curves import pr_curve_summaries
@@ -102,10 +102,8 @@ class Evaluator:
         self._step_fn = step_fn
 
     def _fixed_samples(self) -> dict[str, DetectionExample]:
-        files = record_files(self.params.task.validation_data.input_path)
-        if not files:
-            raise OdapiError("no validation records match "
-                             f"{self.params.task.validation_data.input_path!r}")
+        files = require_records(self.params.task.validation_data.input_path, "validation",
+                                "pass the records with --val-data")
         samples = {}
         for serialized in read_records(files[:1]):
             example = from_tf_example(serialized)

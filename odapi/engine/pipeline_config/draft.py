@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from odapi.data.records import expand_records
 from odapi.engine.pipeline_config.fates import APPLIED, IGNORED, Fate, FateKind
 from odapi.engine.pipeline_config.reading import PipelineFile, SetField
 
@@ -92,7 +93,7 @@ def find_path(value: str, bases: list[Path]) -> str | None:
     candidates = [Path(value)] if os.path.isabs(value) else [base / value for base in bases]
     for candidate in candidates:
         if glob.has_magic(str(candidate)):
-            if glob.glob(str(candidate)):
+            if expand_records(candidate):
                 return os.path.abspath(candidate)
         # os.path.exists: any OSError (a name too long, say) means it is not there
         elif os.path.exists(candidate) or os.path.exists(f"{candidate}.index"):
