@@ -63,6 +63,14 @@ def find_config(config: str | Path) -> Path:
                      f"{', '.join(presets) or 'none found in ' + str(preset_dir())}")
 
 
+def is_od_api_pipeline(config: str | Path) -> bool:
+    """Whether CONFIG (a file or preset) is an OD API pipeline.config: it is translated, not
+    read as YAML, and names its own records, so `--data` is not converted for it."""
+    from odapi.engine.pipeline_config.reading import is_pipeline_config
+
+    return is_pipeline_config(find_config(config))
+
+
 @dataclass
 class RunConfig:
     """Everything a run needs: the Model Garden experiment and what odapi adds around it."""
@@ -411,9 +419,7 @@ class _Source:
 
 def _read_source(path: Path, data: Path | None, given: dict[str, str]) -> _Source:
     """Stage 1: the YAML file, or the pipeline.config translated into the same tree."""
-    from odapi.engine.pipeline_config.reading import is_pipeline_config
-
-    if is_pipeline_config(path):
+    if is_od_api_pipeline(path):
         from odapi.engine.pipeline_config.translate import translate
 
         pipeline = translate(path, data=data, given=given)

@@ -23,7 +23,7 @@ from odapi import zoo
 from odapi.data.convert import ConvertOptions
 from odapi.data.prepare import DEMO_IMAGES, is_empty, prepare_records
 from odapi.engine import cluster
-from odapi.engine.config import RunConfig, resolve
+from odapi.engine.config import RunConfig, is_od_api_pipeline, resolve
 from odapi.engine.length import Length
 from odapi.engine.train import TrainResult, train
 from odapi.errors import OdapiError
@@ -66,10 +66,10 @@ def plan(request: TrainRequest, log: Callable[[str], None] = print,
                          "a checkpoint: give one of them")
     data = request.data
     demo = data is not None and request.demo_if_empty and is_empty(Path(data))
-    if data is not None and prepare and not _is_pipeline_config(request.config):
-        data = _records(request, log)
+    chosen = request.config in (None, AUTO)
+    if data is not None and prepare and (chosen or not is_od_api_pipeline(request.config)):
+        data = _records(request, log)  # a pipeline.config names its own records
     config, init, length = request.config, request.init_checkpoint, request.length
-    chosen = config in (None, AUTO)
     if chosen:
         config, init, length = _choose(request, demo)
     run = resolve(config, data=data, train_data=request.train_data,
@@ -188,12 +188,3 @@ def _fetch_init_checkpoint(run: RunConfig, model_dir: Path, log, progress: bool)
     if name == zoo.COCO:
         name = zoo.coco_checkpoint(run.experiment)
     run.init_checkpoint = zoo.fetch(name, log=log, progress=progress)
-
-
-def _is_pipeline_config(config: str | None) -> bool:
-    if config in (None, AUTO):
-        return False
-    from odapi.engine.config import find_config
-    from odapi.engine.pipeline_config.reading import is_pipeline_config
-
-    return is_pipeline_config(find_config(config))
