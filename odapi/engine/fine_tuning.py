@@ -9,12 +9,12 @@ that says what was found and what to use instead.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from odapi.errors import OdapiError
 from odapi.model_dir.checkpoints import resolve_checkpoint
+from odapi.model_dir.manifest import read_manifest
 
 MODEL_GARDEN_CHECKPOINTS = "the published checkpoints (`odapi checkpoints list`)"
 
@@ -31,11 +31,10 @@ class InitReport:
 
 def _checkpoint_num_classes(prefix: str) -> int | None:
     """The class count of the run that wrote `prefix`, from its odapi manifest, if any."""
-    manifest = Path(prefix).parent / "manifest.json"
+    manifest = read_manifest(Path(prefix).parent)  # None: missing or not JSON
     try:
-        data = json.loads(manifest.read_text())
-        return int(data["config"]["params"]["task"]["model"]["num_classes"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(manifest["config"]["params"]["task"]["model"]["num_classes"])
+    except (ValueError, KeyError, TypeError):  # not an odapi manifest, or None
         return None
 
 
