@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from odapi.cli.options import EXIT_OK, Shared, non_negative_int, positive_int, reading_options
+from odapi.cli.options import (
+    EXIT_OK,
+    Shared,
+    label_map_option,
+    non_negative_int,
+    positive_int,
+    reading_options,
+)
 
 
 def add_convert(commands, shared: Shared) -> None:
@@ -75,8 +82,8 @@ def add_inspect(commands, shared: Shared) -> None:
                    help="examples to draw (default: 8; 0 draws none), chosen by --seed")
     p.add_argument("-o", "--out", type=Path, default=Path("inspect"),
                    help="folder for the drawings (default: ./inspect)")
-    p.add_argument("--label-map", type=Path, metavar="FILE",
-                   help="name class ids of records that carry no class text")
+    names, options = label_map_option("name class ids of records that carry no class text")
+    p.add_argument(*names, **options)
     p.set_defaults(run=cmd_inspect)
 
 

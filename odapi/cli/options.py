@@ -50,6 +50,11 @@ def non_negative_int(text: str) -> int:
     return positive_int(text) if text.strip() not in ("0", "+0", "-0") else 0
 
 
+def label_map_option(help: str) -> tuple[tuple, dict]:
+    """--label-map, declared once; what it does differs by command, so each gives its help."""
+    return ("--label-map",), dict(type=Path, metavar="FILE", help=help)
+
+
 def _parent(*arguments: tuple[tuple, dict], title: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group(title) if title else parser
@@ -97,10 +102,8 @@ def shared_options() -> Shared:
             (("--class-name",), dict(
                 metavar="NAME",
                 help="class of every box in a tutorial CSV without a class column")),
-            (("--label-map",), dict(
-                type=Path, metavar="FILE",
-                help="class names and ids from this label_map.pbtxt (default: the classes "
-                     "sorted by name, ids from 1; for records, their own)")),
+            label_map_option("class names and ids from this label_map.pbtxt (default: the "
+                             "classes sorted by name, ids from 1; for records, their own)"),
             title="reading a dataset"),
         supervised=_parent(((RESTART_ON_CRASH,), dict(
             action="store_true",
