@@ -238,14 +238,15 @@ def kill_plan(seed: int) -> list[Moment]:
     Start-up takes about 22 s on this 2-core machine, more beside another test (imports,
     model, tracing: the first save began 37 s after launch, 10 steps taking 15 s), so a kill
     1-15 s after launch lands in it. Checkpoints are saved every 10 steps; the other kills
-    aim at saves of increasing steps at least 20 apart, the last at step 90 or 100, so every
-    kill lands while training still has work to do, and the final session trains at most the
-    last 40 of the 120 steps (killed during the save of step 90, it resumes from step 80)."""
+    aim at saves of increasing steps at least 20 apart, the last 30 or 20 steps before the
+    end (70 or 80 of 100), so every kill lands while training still has work to do, and the
+    final session trains at most the last 40 steps (killed during the save of step 70, it
+    resumes from step 60)."""
     rng = random.Random(seed)
     kinds = list(KINDS)
     rng.shuffle(kinds)
     aimed = sum(kind != "start-up" for kind in kinds)
-    last = rng.choice((90, 100))
+    last = KILL_STEPS - rng.choice((30, 20))
     slots = sorted(rng.sample(range((last - 20) // 10 - (aimed - 2)), aimed - 1))
     steps = iter([*(10 * (slot + number) + 10 for number, slot in enumerate(slots)), last])
     plan = []
@@ -403,18 +404,19 @@ def test_training_killed_at_three_random_moments_still_finishes_and_learns(recor
     `learned_run`). "Same seed" is all the seeding odapi has: `task.train_data.seed`, the order
     of the training data. Model Garden seeds neither the weight initialisation nor the
     augmentations, and a restart starts the data pipeline afresh, so the runs cannot be
-    bit-identical: they agree within noise. 120 steps of TINY's model at 128x128, batch 16,
-    learning rate 0.006, reached AP50 0.80-0.85 on the 12 validation images uninterrupted (0.85,
-    0.83, 0.80, 0.83) and 0.76 killed three times. (The demo preset's SpineNet for 160 steps at
+    bit-identical: they agree within noise. 100 steps of TINY's model at 128x128, batch 16,
+    learning rate 0.006, reached AP50 0.72-0.81 on the 12 validation images uninterrupted (0.80,
+    0.73, 0.72, 0.81) and 0.81 and 0.77 killed three times (120 steps: 0.80-0.85 uninterrupted,
+    0.76 killed, and 2 minutes more of the suite). (The demo preset's SpineNet for 160 steps at
     0.003 reached 0.61-0.81 uninterrupted and 0.70-0.88 killed five times, a run-to-run standard
     deviation of about 0.09, 0.12 for the difference of two runs; it took half as long again.) A
     killed run may end higher (a restart starts the data order afresh, so early batches are seen
     again); it may not end lower by more than AP50_TOLERANCE, 0.3, 2.5 of those, so the drill
     does not flake on noise. What it catches: a resume that lost what was learnt (weights not
     restored, or training restarted from scratch) ends where 40 steps from scratch do, since the
-    final session trains at most the last 40 steps: 0.30 and 0.28 measured, more than
+    final session trains at most the last 40 steps: 0.20-0.30 measured at step 40, more than
     AP50_TOLERANCE below the reference. AP50_FLOOR, 0.4, makes sure both runs learnt (at step 80
-    they were at 0.67 and 0.74). Subtler losses (optimizer state only) are within noise here."""
+    they were at 0.60-0.74). Subtler losses (optimizer state only) are within noise here."""
     seed = int(os.environ.get("ODAPI_DRILL_SEED") or random.SystemRandom().randrange(10**6))
     plan = kill_plan(seed)
     context = f"drill seed {seed} (ODAPI_DRILL_SEED={seed} replays it); moments: " + \
