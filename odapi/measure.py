@@ -9,13 +9,16 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from odapi.data.examples import DetectionExample, from_tf_example
 from odapi.data.records import read_records, record_files
 from odapi.errors import OdapiError
+
+if TYPE_CHECKING:  # odapi.data.examples imports TensorFlow; the CLI reads TOLERANCE without it
+    from odapi.data.examples import DetectionExample
 
 # AP50 a model may lose against the SavedModel, by precision (Ultralytics' benchmark and the
 # OD API's TFLite guide expect int8 to cost a few points, float conversions almost nothing)
@@ -50,6 +53,8 @@ class CheckImage:
 def check_images(params, count: int | None) -> tuple[list[CheckImage], str]:
     """The run's validation images (all, or the first `count`), else its training images;
     with which split they are."""
+    from odapi.data.examples import from_tf_example
+
     split, files = "validation", record_files(params.task.validation_data.input_path)
     if not files:
         split, files = "training", record_files(params.task.train_data.input_path)

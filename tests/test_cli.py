@@ -24,6 +24,22 @@ def test_installed_console_script_lists_exactly_the_working_commands():
     assert listed == COMMANDS
 
 
+def test_help_starts_without_tensorflow_and_prints_no_log_lines():
+    """Help, and the parser every command goes through, load no TensorFlow: it takes seconds
+    and prints its own log lines before odapi can quiet them (TF_CPP_MIN_LOG_LEVEL, which
+    this suite sets, unset here as in a user's shell)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    for command in (["--help"], ["export", "--help"], ["train", "--help"]):
+        result = subprocess.run(odapi_command(*command), capture_output=True, text=True,
+                                env=env, timeout=120, check=False)
+        assert result.returncode == 0 and result.stderr == "", (command, result.stderr)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, odapi.cli; odapi.cli.build_parser(); "
+                               "print('tensorflow' in sys.modules)"],
+        capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert loaded.stdout.strip() == "False", loaded.stderr
+
+
 def test_every_command_has_help(odapi):
     for command in COMMANDS:
         result = odapi(command, "--help")
