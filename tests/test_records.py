@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from odapi.data.records import expand_record_paths, record_files, require_records, split_files
@@ -12,7 +14,8 @@ from odapi.errors import OdapiError
 def shards(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("a/train-00000-of-00002.tfrecord", "a/train-00001-of-00002.tfrecord",
-                 "a/val-00000-of-00001.tfrecord", "a/extra.record", "b[1]/train-0.tfrecord"):
+                 "a/val-00000-of-00001.tfrecord", "a/extra.record", "b[1]/train-0.tfrecord",
+                 "c/._train-0.tfrecord", "c/train-0.tfrecord"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     return tmp_path
@@ -22,6 +25,16 @@ def test_an_input_path_is_comma_separated_files_and_globs_in_order(shards):
     assert [str(p) for p in record_files("a/val-*.tfrecord,,missing.tfrecord,a/extra.record")] \
         == ["a/val-00000-of-00001.tfrecord", "a/extra.record"]
     assert record_files("a") == []  # a folder is no input_path
+
+
+def test_a_glob_matches_names_starting_with_a_dot_as_tensorflow_does(shards):
+    """TensorFlow's input_path glob reads a macOS `._train-0.tfrecord` too: so do the checks
+    before training, or they would pass files training then fails on."""
+    import tensorflow as tf
+
+    assert [p.name for p in record_files("c/*train-*.tfrecord")] == [
+        Path(f).name for f in sorted(tf.io.gfile.glob("c/*train-*.tfrecord"))] == [
+        "._train-0.tfrecord", "train-0.tfrecord"]
 
 
 def test_a_split_of_a_folder_is_found_whatever_the_folder_is_called(shards):

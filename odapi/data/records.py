@@ -53,7 +53,9 @@ def evaluation_split(folder: str | Path) -> str:
 
 def expand_records(pattern: str | Path, folders: bool = False) -> list[Path]:
     """The files one pattern names: a file, a glob's matches (sorted; globbed as TensorFlow
-    globs an input_path, `**` as `*`) and, with `folders`, a folder's record files.
+    globs an input_path: `**` as `*`, and `*` matches names starting with a dot, as a macOS
+    `._train-...` file, which training would read) and, with `folders`, a folder's record
+    files.
 
     The one place record paths are expanded, so every command reads the same files for a
     pattern. Nothing that exists: an empty list (callers say what to pass instead).
@@ -63,7 +65,7 @@ def expand_records(pattern: str | Path, folders: bool = False) -> list[Path]:
         return sorted(p for p in Path(text).iterdir()
                       if ".tfrecord" in p.name or p.name.endswith(".record"))
     if glob.has_magic(text):
-        return [Path(f) for f in sorted(glob.glob(text))]
+        return [Path(f) for f in sorted(glob.glob(text, include_hidden=True))]
     return [Path(text)] if os.path.isfile(text) else []  # any OSError: not there
 
 
