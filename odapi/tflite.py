@@ -284,11 +284,9 @@ def operators(model: bytes) -> set[str]:
 # Each output of TFLite_Detection_PostProcess as an 8-bit tensor: its range is known, not
 # calibrated (a count calibrated on 36 images could not exceed the largest count they had).
 # Boxes (normalized to the input) and scores in [0, 1], 255 steps; classes and the count whole.
-OUTPUT_RANGES = {"detection_boxes": 1.0, "detection_scores": 1.0,
-                 "detection_classes": 255.0, "num_detections": 255.0}
-# The post-processing's outputs in the order of the OD API's TFLite detectors.
-DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores",
-                     "num_detections")
+# In the order of the OD API's TFLite detectors' outputs (in_detection_order).
+OUTPUT_RANGES = {"detection_boxes": 1.0, "detection_classes": 255.0,
+                 "detection_scores": 1.0, "num_detections": 255.0}
 
 
 def quantize_outputs(model: bytes, dtype: str) -> bytes:
@@ -300,15 +298,13 @@ def quantize_outputs(model: bytes, dtype: str) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     unpacked = flatbuffer_utils.convert_bytearray_to_object(model)
-    signature = unpacked.signatureDefs[0]
-    graph = unpacked.subgraphs[signature.subgraphIndex]
-    names = {_text(output.name): output for output in signature.outputs}
-    if set(names) != set(OUTPUT_RANGES):
+    graph, outputs = _detection_outputs(unpacked)
+    if graph is None:
         raise OdapiError(f"8-bit outputs are for the detection post-processing's four "
-                         f"({', '.join(OUTPUT_RANGES)}), not {', '.join(sorted(names))}")
+                         f"({', '.join(OUTPUT_RANGES)}), not {', '.join(sorted(outputs))}")
     code = _operator_code(unpacked, schema, schema.BuiltinOperator.QUANTIZE)
     tensor_type = schema.TensorType.UINT8 if dtype == "uint8" else schema.TensorType.INT8
-    for name, output in names.items():
+    for name, output in outputs.items():
         floats = graph.tensors[output.tensorIndex]
         quantized = schema.TensorT()
         quantized.name, quantized.type = f"{_text(floats.name)}/quantized".encode(), tensor_type
@@ -337,15 +333,25 @@ def in_detection_order(model: bytes) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     unpacked = flatbuffer_utils.convert_bytearray_to_object(model)
-    signature = unpacked.signatureDefs[0]
-    names = {_text(output.name): output.tensorIndex for output in signature.outputs}
-    if set(names) != set(DETECTION_OUTPUTS):
+    graph, outputs = _detection_outputs(unpacked)
+    if graph is None:
         return model
-    graph = unpacked.subgraphs[signature.subgraphIndex]
-    graph.outputs = [names[name] for name in DETECTION_OUTPUTS]
-    for name, index in names.items():
-        graph.tensors[index].name = name.encode()
+    graph.outputs = [outputs[name].tensorIndex for name in OUTPUT_RANGES]
+    for name, output in outputs.items():
+        graph.tensors[output.tensorIndex].name = name.encode()
     return bytes(flatbuffer_utils.convert_object_to_bytearray(unpacked))
+
+
+def _detection_outputs(unpacked) -> tuple:
+    """The serving signature's subgraph and its outputs by name, where they are the detection
+    post-processing's four; else (None, the outputs)."""
+    if not unpacked.signatureDefs:
+        return None, {}
+    signature = unpacked.signatureDefs[0]
+    outputs = {_text(output.name): output for output in signature.outputs}
+    if set(outputs) != set(OUTPUT_RANGES):
+        return None, outputs
+    return unpacked.subgraphs[signature.subgraphIndex], outputs
 
 
 def _text(name: bytes | str) -> str:

@@ -50,9 +50,9 @@ def non_negative_int(text: str) -> int:
     return positive_int(text) if text.strip() not in ("0", "+0", "-0") else 0
 
 
-def label_map_option(help: str) -> tuple[tuple, dict]:
+def label_map_option(help_text: str) -> tuple[tuple, dict]:
     """--label-map, declared once; what it does differs by command, so each gives its help."""
-    return ("--label-map",), dict(type=Path, metavar="FILE", help=help)
+    return ("--label-map",), dict(type=Path, metavar="FILE", help=help_text)
 
 
 def _parent(*arguments: tuple[tuple, dict], title: str | None = None) -> argparse.ArgumentParser:

@@ -103,7 +103,7 @@ class Evaluator:
 
     def _fixed_samples(self) -> dict[str, DetectionExample]:
         files = require_records(self.params.task.validation_data.input_path, "validation",
-                                "pass the records with --val-data")
+                                "give `odapi eval --val-data` records that exist")
         samples = {}
         for serialized in read_records(files[:1]):
             example = from_tf_example(serialized)
