@@ -623,7 +623,7 @@ def test_a_model_that_learned_finds_fresh_shapes_and_predict_agrees_with_eval(le
     assert {r["file_name"] for r in results} == \
         {str(p) for p in (tmp_path / "fresh" / "images").glob("*.jpg")}
     rows = (tmp_path / "predictions" / "detections.csv").read_text().splitlines()[1:]
-    # 57 detections at a threshold of 0.5 for the 30 images' 67 shapes when measured (AP50 0.89)
+    # 62 detections at the chosen thresholds for the 30 images' 67 shapes in CI (AP50 0.81)
     assert len(rows) == int(predict_out.split("image(s), ")[1].split(" detection")[0]) >= 20
     assert abs(predicted["AP"] - evaluated["AP"]) <= 0.02, (predicted, evaluated)
     assert abs(predicted["AP50"] - evaluated["AP50"]) <= 0.02, (predicted, evaluated)
