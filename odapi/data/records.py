@@ -79,18 +79,8 @@ def require_records(pattern: str, split: str, fix: str = CONVERT_FIX) -> list[Pa
     """The files of `split`'s input_path; none is an error naming the pattern, and `fix`."""
     files = record_files(pattern)
     if not files:
-        raise no_records(pattern, split, fix)
+        raise OdapiError(f"no {split} records match {pattern!r}; {fix}", where=split)
     return files
-
-
-def no_records(pattern: str | Path, split: str | None = None,
-               fix: str = CONVERT_FIX) -> OdapiError:
-    """The error for a pattern no record file matches: a split's input_path (`split`), or a
-    command-line argument that may also name a folder (no split)."""
-    if split is None:
-        return OdapiError("no TFRecord files here; give record files, a folder of them, "
-                          "or a glob like 'records/train-*.tfrecord'", where=str(pattern))
-    return OdapiError(f"no {split} records match {str(pattern)!r}; {fix}", where=split)
 
 
 def count_examples(pattern: str) -> int | None:
@@ -230,7 +220,8 @@ def expand_record_paths(patterns: Iterable[str | Path]) -> list[Path]:
     for pattern in patterns:
         found = expand_records(pattern, folders=True)
         if not found:
-            raise no_records(pattern)
+            raise OdapiError("no TFRecord files here; give record files, a folder of them, "
+                             "or a glob like 'records/train-*.tfrecord'", where=str(pattern))
         paths.extend(found)
     return paths
 
